@@ -1,0 +1,174 @@
+//! Security events: the structured record of every state change and every
+//! refused or suspicious request, for audit and (later) alerting.
+//!
+//! An event carries ids, hashes and codes, never personal data or secrets, so
+//! the event table and the logs can be shipped to a SIEM without becoming a
+//! second copy of customer data.
+
+use serde::Serialize;
+use std::fmt;
+
+/// How urgent an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// What happened. Stable snake_case names: alert rules match on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    OrderPlaced,
+    OrderStatusChanged,
+    OrderExpired,
+    PriceChanged,
+    StockChanged,
+    CatalogSeeded,
+    AdminTokenIssued,
+    AdminAuthFailed,
+    OrderAccessDenied,
+    IdempotencyKeyMismatch,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::OrderPlaced => "order_placed",
+            EventKind::OrderStatusChanged => "order_status_changed",
+            EventKind::OrderExpired => "order_expired",
+            EventKind::PriceChanged => "price_changed",
+            EventKind::StockChanged => "stock_changed",
+            EventKind::CatalogSeeded => "catalog_seeded",
+            EventKind::AdminTokenIssued => "admin_token_issued",
+            EventKind::AdminAuthFailed => "admin_auth_failed",
+            EventKind::OrderAccessDenied => "order_access_denied",
+            EventKind::IdempotencyKeyMismatch => "idempotency_key_mismatch",
+        }
+    }
+
+    /// The default severity of this kind.
+    pub fn severity(self) -> Severity {
+        match self {
+            EventKind::AdminAuthFailed
+            | EventKind::OrderAccessDenied
+            | EventKind::IdempotencyKeyMismatch => Severity::Warning,
+            EventKind::AdminTokenIssued => Severity::Critical,
+            _ => Severity::Info,
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who caused an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum Actor {
+    /// The store itself: scheduled jobs, seeding.
+    System,
+    /// A holder of the bootstrap admin token.
+    BootstrapAdmin,
+    /// A shopper identified only by a cart or order capability.
+    Guest,
+    /// An unauthenticated caller.
+    Anonymous,
+}
+
+impl Actor {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Actor::System => "system",
+            Actor::BootstrapAdmin => "bootstrap_admin",
+            Actor::Guest => "guest",
+            Actor::Anonymous => "anonymous",
+        }
+    }
+}
+
+/// One security event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecurityEvent {
+    pub kind: EventKind,
+    pub severity: Severity,
+    pub actor: Actor,
+    /// The id of the thing acted on (order id, variant id), never personal data.
+    pub target: Option<String>,
+    pub request_id: Option<String>,
+    /// Extra facts as a flat JSON-able map of codes and numbers.
+    pub detail: Vec<(&'static str, DetailValue)>,
+}
+
+/// A value in an event's detail: numbers and short codes only.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum DetailValue {
+    Int(i64),
+    Code(String),
+}
+
+impl From<i64> for DetailValue {
+    fn from(v: i64) -> Self {
+        DetailValue::Int(v)
+    }
+}
+
+impl From<&str> for DetailValue {
+    fn from(v: &str) -> Self {
+        DetailValue::Code(v.to_owned())
+    }
+}
+
+impl From<String> for DetailValue {
+    fn from(v: String) -> Self {
+        DetailValue::Code(v)
+    }
+}
+
+impl SecurityEvent {
+    /// A new event of `kind` by `actor`, with the kind's default severity.
+    pub fn new(kind: EventKind, actor: Actor) -> Self {
+        SecurityEvent {
+            kind,
+            severity: kind.severity(),
+            actor,
+            target: None,
+            request_id: None,
+            detail: Vec::new(),
+        }
+    }
+
+    /// Sets the target id.
+    pub fn target(mut self, id: impl Into<String>) -> Self {
+        self.target = Some(id.into());
+        self
+    }
+
+    /// Sets the request id.
+    pub fn request(mut self, id: Option<&str>) -> Self {
+        self.request_id = id.map(str::to_owned);
+        self
+    }
+
+    /// Adds a detail.
+    pub fn with(mut self, key: &'static str, value: impl Into<DetailValue>) -> Self {
+        self.detail.push((key, value.into()));
+        self
+    }
+}

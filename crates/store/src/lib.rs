@@ -1,0 +1,34 @@
+//! Storefort's persistence: every SQL statement lives here.
+//!
+//! One code path for both backends: sqlx's `Any` driver with portable SQL and
+//! one migrations directory, so SQLite (embedded, the default) and PostgreSQL
+//! (for scale) run the same statements. Every state change goes through a
+//! [`WriteTx`], the database half of the spine: it cannot commit without a
+//! security event, and the event is written in the same transaction.
+//!
+//! This crate must never build SQL from client text; every value is bound.
+
+mod carts;
+mod catalog;
+mod db;
+mod error;
+mod events;
+mod orders;
+mod settings;
+mod tx;
+
+pub use carts::{CartLineView, CartView};
+pub use catalog::{
+    CollectionView, NewProduct, NewVariant, ProductFilter, ProductPage, ProductView, VariantView,
+};
+pub use db::{Backend, Store, StoreOptions};
+pub use error::StoreError;
+pub use events::StoredEvent;
+pub use orders::{CheckoutOutcome, NewOrder, OrderLineView, OrderView, StatusChange};
+pub use tx::WriteTx;
+
+/// SHA-256 of a secret, hex encoded: how secrets are looked up at rest.
+pub fn hash_secret(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}

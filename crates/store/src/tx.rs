@@ -1,0 +1,78 @@
+//! The spine's transaction: every state change runs inside a [`WriteTx`].
+//!
+//! A `WriteTx` can only be committed together with a security event, which is
+//! inserted in the same transaction; so no change exists without its record.
+//! (The ledger issue adds its entry here too.)
+
+use crate::Store;
+use crate::db::Backend;
+use crate::error::StoreError;
+use crate::events;
+use sqlx::{Any, Transaction};
+use storefort_core::SecurityEvent;
+use tokio::sync::OwnedMutexGuard;
+
+/// An open write transaction.
+pub struct WriteTx {
+    pub(crate) tx: Transaction<'static, Any>,
+    pub(crate) now_ms: i64,
+    events: Vec<SecurityEvent>,
+    // Held until commit or drop: SQLite's single writer slot.
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl Store {
+    /// Starts a write transaction at time `now_ms` (unix milliseconds).
+    ///
+    /// On SQLite the transaction starts with `BEGIN IMMEDIATE`, taking the
+    /// write lock up front: a deferred transaction that upgrades later can
+    /// fail with SQLITE_BUSY instead of waiting.
+    pub async fn begin_write(&self, now_ms: i64) -> Result<WriteTx, StoreError> {
+        let writer = match &self.sqlite_writer {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = match self.backend() {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx {
+            tx,
+            now_ms,
+            events: Vec::new(),
+            _writer: writer,
+        })
+    }
+}
+
+impl WriteTx {
+    /// The transaction's clock reading, in unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    /// Adds an event to be written with this transaction.
+    pub fn record(&mut self, event: SecurityEvent) {
+        self.events.push(event);
+    }
+
+    /// Writes `event` (and any recorded before) and commits. The events reach
+    /// the structured log only once the commit has succeeded.
+    pub async fn commit(mut self, event: SecurityEvent) -> Result<(), StoreError> {
+        self.events.push(event);
+        for e in &self.events {
+            events::insert(&mut self.tx, e, self.now_ms).await?;
+        }
+        self.tx.commit().await?;
+        for e in &self.events {
+            events::log(e);
+        }
+        Ok(())
+    }
+
+    /// Abandons every change.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! Scheduled work: releasing the stock of unpaid orders that expired.
+//!
+//! Safe to run on several instances at once: each cancellation is a
+//! conditional update, so an order is expired exactly once.
+
+use crate::routes::admin::change_order_status;
+use crate::state::AppState;
+use std::time::Duration;
+use storefort_core::{Actor, OrderStatus};
+use storefort_store::StoreError;
+use tokio::sync::watch;
+
+/// Cancels every unpaid order past its deadline, releasing its stock.
+/// Returns how many were cancelled.
+pub async fn expire_orders_once(state: &AppState) -> Result<usize, StoreError> {
+    let mut cancelled = 0;
+    loop {
+        let ids = state.store().expired_order_ids(state.now_ms(), 100).await?;
+        if ids.is_empty() {
+            return Ok(cancelled);
+        }
+        let batch = ids.len();
+        for id in ids {
+            match change_order_status(state, &id, OrderStatus::Cancelled, Actor::System, None).await
+            {
+                Ok(()) => cancelled += 1,
+                // Paid or cancelled meanwhile (here or on another instance).
+                Err(StoreError::Transition(_) | StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if batch < 100 {
+            return Ok(cancelled);
+        }
+    }
+}
+
+/// Runs [`expire_orders_once`] every `every` until `shutdown` changes.
+pub async fn run_expiry(state: AppState, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                match expire_orders_once(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(cancelled = n, "expired unpaid orders"),
+                    Err(e) => tracing::warn!(error = %e, "order expiry failed; will retry"),
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

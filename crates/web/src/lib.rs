@@ -1,0 +1,117 @@
+//! Storefort's HTTP application: `app(state)` builds the whole router.
+//!
+//! Wiring only: handlers validate input into core types, run the spine
+//! through the store, and map every failure to the one error shape. This
+//! crate must never hold SQL (that is `store`) or business rules (`core`).
+
+pub mod admin_auth;
+pub mod clock;
+pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod jobs;
+pub mod middleware;
+pub mod routes;
+pub mod secrets;
+pub mod state;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::ApiError;
+pub use secrets::ServerKey;
+pub use state::{AppState, Settings};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use routes::{admin, carts, catalog, checkout, health, orders};
+use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Storefort API",
+        description = "A secure-by-default online store. Every error is `{\"error\": {\"code\", \"message\", \"field\"}}` \
+                       and every response carries an `x-request-id` header.",
+        license(name = "AGPL-3.0-or-later")
+    ),
+    components(schemas(error::ErrorBody)),
+    modifiers(&SecuritySchemes)
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, about) in [
+            ("order_token", "The access_token returned by checkout"),
+            (
+                "admin_token",
+                "The bootstrap admin token printed at first start",
+            ),
+        ] {
+            let scheme = HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(about))
+                .build();
+            components.add_security_scheme(name, SecurityScheme::Http(scheme));
+        }
+    }
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(catalog::list_products))
+        .routes(routes!(catalog::get_product))
+        .routes(routes!(catalog::list_collections))
+        .routes(routes!(carts::create_cart))
+        .routes(routes!(carts::get_cart))
+        .routes(routes!(carts::add_line))
+        .routes(routes!(carts::remove_line))
+        .routes(routes!(checkout::checkout))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(admin::set_price))
+        .routes(routes!(admin::set_stock))
+        .routes(routes!(admin::get_order))
+        .routes(routes!(admin::set_order_status))
+        .routes(routes!(admin::list_events));
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
+}
+
+/// The OpenAPI 3.1 document of the API, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
+/// The whole application.
+pub fn app(state: AppState) -> Router {
+    let (api, doc) = api_routes().split_for_parts();
+    let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
+    let max_body = state.settings().max_body_bytes;
+    api.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { ([(CONTENT_TYPE, "application/json")], doc.to_string()).into_response() }
+        }),
+    )
+    .route("/healthz", get(health::healthz))
+    .route("/readyz", get(health::readyz))
+    .fallback(middleware::not_found)
+    .method_not_allowed_fallback(middleware::method_not_allowed)
+    .layer(DefaultBodyLimit::max(max_body))
+    .layer(CatchPanicLayer::custom(middleware::panic_response))
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        middleware::request_context,
+    ))
+    .with_state(state)
+}

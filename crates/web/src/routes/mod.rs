@@ -1,0 +1,23 @@
+//! The JSON API under `/api/v1`, one module per area.
+
+pub mod admin;
+pub mod carts;
+pub mod catalog;
+pub mod checkout;
+pub mod health;
+pub mod orders;
+
+use crate::error::ApiError;
+use storefort_core::{Currency, Money};
+
+/// Builds API money from stored columns; a bad stored value is a server fault.
+pub(crate) fn money(amount: i64, currency: &str) -> Result<Money, ApiError> {
+    Currency::parse(currency)
+        .and_then(|c| Money::new(amount, c))
+        .map_err(|e| ApiError::internal(&format!("stored money is invalid: {e}")))
+}
+
+/// True for a canonical hyphenated UUID; other path ids are simply not found.
+pub(crate) fn is_uuid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::parse_str(s).is_ok()
+}

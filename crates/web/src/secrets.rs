@@ -1,0 +1,103 @@
+//! Random tokens and the server key.
+//!
+//! Tokens are 256 bits from the OS RNG, base64url encoded. Secrets that must
+//! be checked later are stored hashed (SHA-256 suffices for 256-bit random
+//! tokens) or not at all: order access tokens are an HMAC of the order id
+//! under the server key, so the database holds nothing that grants access.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// 32 random bytes as base64url (43 characters).
+pub fn random_token() -> Result<String, getrandom::Error> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    getrandom::fill(bytes.as_mut())?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes.as_ref()))
+}
+
+/// True when `s` has the shape of a [`random_token`]. Checked before any
+/// lookup so junk never reaches the database.
+pub fn is_token_shaped(s: &str) -> bool {
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Compares two secrets in constant time.
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// The store's 256-bit server key, from which purpose-bound subkeys are
+/// derived with HMAC. Zeroed on drop; never printed.
+#[derive(Clone)]
+pub struct ServerKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerKey(<redacted>)")
+    }
+}
+
+impl ServerKey {
+    /// A fresh random key.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        getrandom::fill(key.as_mut())?;
+        Ok(ServerKey(key))
+    }
+
+    /// A key from its 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        ServerKey(Zeroizing::new(bytes))
+    }
+
+    fn mac(&self, purpose: &str, message: &str) -> [u8; 32] {
+        // Key length is always valid for HMAC; new_from_slice cannot fail here.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_ref())
+            .unwrap_or_else(|_| unreachable!());
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(message.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The bearer token that lets a guest read one order.
+    pub fn order_access_token(&self, order_id: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac("storefort/order-access/v1", order_id))
+    }
+
+    /// Checks a presented order token in constant time.
+    pub fn verify_order_access_token(&self, order_id: &str, presented: &str) -> bool {
+        secrets_equal(&self.order_access_token(order_id), presented)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_well_shaped() {
+        let a = random_token().expect("rng");
+        let b = random_token().expect("rng");
+        assert_ne!(a, b);
+        assert!(is_token_shaped(&a));
+        assert!(!is_token_shaped("short"));
+        assert!(!is_token_shaped(&format!("{}!", &a[..42])));
+    }
+
+    #[test]
+    fn order_tokens_bind_order_and_key() {
+        let k = ServerKey::from_bytes([7; 32]);
+        let t = k.order_access_token("order-1");
+        assert!(k.verify_order_access_token("order-1", &t));
+        assert!(!k.verify_order_access_token("order-2", &t));
+        assert!(!ServerKey::from_bytes([8; 32]).verify_order_access_token("order-1", &t));
+        assert_eq!(format!("{k:?}"), "ServerKey(<redacted>)");
+    }
+}

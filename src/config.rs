@@ -1,0 +1,442 @@
+//! The one typed configuration: defaults, then `storefort.toml`, then
+//! `STOREFORT_*` environment variables, then command-line flags.
+//!
+//! Every key is documented in `docs/configuration.md`. Unknown keys are
+//! errors that name the key, so a typo never silently leaves a default in
+//! place. The defaults are the secure ones and a first run needs no file.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use storefort_core::{CartLimits, CountryCode, Currency, ShippingTable, TaxTable};
+use storefort_web::Settings;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Where the SQLite database and the server key live.
+    pub data_dir: PathBuf,
+    /// Empty for SQLite in `data_dir`, or `postgres://…`.
+    pub database_url: String,
+    /// `human` or `json`.
+    pub log_format: String,
+    pub store: StoreSection,
+    pub shipping: ShippingSection,
+    pub tax: TaxSection,
+    pub jobs: JobsSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    pub name: String,
+    /// ISO 4217 code of the currency the store sells in.
+    pub currency: String,
+    /// Minutes an unpaid order holds its stock.
+    pub order_expiry_minutes: u64,
+    pub max_body_bytes: usize,
+    pub request_timeout_seconds: u64,
+    pub max_cart_lines: usize,
+    pub max_quantity_per_line: u32,
+    /// Most database connections per instance.
+    pub max_db_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShippingSection {
+    /// Flat rate in minor units by ISO 3166 country code.
+    pub rates: BTreeMap<String, i64>,
+    /// Rate for countries not listed; absent means "we do not ship there".
+    pub rest_of_world: Option<i64>,
+    /// Subtotal (minor units) from which shipping is free.
+    pub free_from: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaxSection {
+    /// Tax rate in basis points (1900 = 19%) by country code.
+    pub rates: BTreeMap<String, u32>,
+    /// Rate for countries not listed.
+    pub default_bp: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsSection {
+    /// Seconds between sweeps for expired unpaid orders.
+    pub expiry_interval_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let demo = Settings::demo();
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./storefort-data"),
+            database_url: String::new(),
+            log_format: "human".into(),
+            store: StoreSection::default(),
+            shipping: ShippingSection {
+                rates: demo.shipping.by_country,
+                rest_of_world: demo.shipping.rest_of_world,
+                free_from: demo.shipping.free_from,
+            },
+            tax: TaxSection {
+                rates: demo.tax.by_country,
+                default_bp: demo.tax.default_bp,
+            },
+            jobs: JobsSection::default(),
+        }
+    }
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        let limits = CartLimits::default();
+        StoreSection {
+            name: "Storefort Demo Store".into(),
+            currency: "EUR".into(),
+            order_expiry_minutes: 30,
+            max_body_bytes: 1024 * 1024,
+            request_timeout_seconds: 30,
+            max_cart_lines: limits.max_lines,
+            max_quantity_per_line: limits.max_quantity,
+            max_db_connections: 16,
+        }
+    }
+}
+
+impl Default for ShippingSection {
+    fn default() -> Self {
+        Config::default().shipping
+    }
+}
+
+impl Default for TaxSection {
+    fn default() -> Self {
+        Config::default().tax
+    }
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        JobsSection {
+            expiry_interval_seconds: 30,
+        }
+    }
+}
+
+/// Environment variables under the STOREFORT_ prefix that are not config keys.
+const NOT_CONFIG: &[&str] = &["STOREFORT_LOG", "STOREFORT_SERVER_KEY", "STOREFORT_CONFIG"];
+
+/// Turns `STOREFORT_STORE__CURRENCY` into `["store", "currency"]`.
+fn env_key(name: &str) -> Option<Vec<String>> {
+    let rest = name.strip_prefix("STOREFORT_")?;
+    if NOT_CONFIG.contains(&name) || rest.starts_with("TEST_") {
+        return None;
+    }
+    Some(rest.split("__").map(str::to_ascii_lowercase).collect())
+}
+
+/// Parses an environment value as a TOML value where it is one (numbers),
+/// and as a string otherwise.
+fn env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_str())
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<()> {
+    match path {
+        [] => Ok(()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, value),
+                _ => bail!("`{first}` is not a section"),
+            }
+        }
+    }
+}
+
+/// Flag values that override file and environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub log_format: Option<String>,
+}
+
+/// Reads the file (if any) and the environment into one config.
+pub fn load(
+    file: Option<&Path>,
+    env: impl Iterator<Item = (String, String)>,
+    flags: &Overrides,
+) -> Result<Config> {
+    let default_file = Path::new("storefort.toml");
+    let mut table = match file {
+        Some(path) => read_table(path)?,
+        None if default_file.exists() => read_table(default_file)?,
+        None => toml::Table::new(),
+    };
+    let mut env: Vec<_> = env.collect();
+    env.sort();
+    for (name, raw) in env {
+        if let Some(path) = env_key(&name) {
+            set_path(&mut table, &path, env_value(&raw))
+                .with_context(|| format!("environment variable {name}"))?;
+        }
+    }
+    let flag_values = [
+        ("listen", flags.listen.clone()),
+        (
+            "data_dir",
+            flags.data_dir.as_ref().map(|p| p.display().to_string()),
+        ),
+        ("database_url", flags.database_url.clone()),
+        ("log_format", flags.log_format.clone()),
+    ];
+    for (key, value) in flag_values {
+        if let Some(v) = value {
+            table.insert(key.into(), toml::Value::String(v));
+        }
+    }
+    let config: Config =
+        Config::deserialize(table).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    Ok(config)
+}
+
+fn read_table(path: &Path) -> Result<toml::Table> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| anyhow::anyhow!("{} is not valid TOML: {e}", path.display()))
+}
+
+fn key_error(key: &str, message: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("invalid configuration: `{key}` {message}")
+}
+
+impl Config {
+    /// The listen address, checked.
+    pub fn listen_addr(&self) -> Result<SocketAddr> {
+        self.listen
+            .parse()
+            .map_err(|_| key_error("listen", "must be an address such as 127.0.0.1:8080"))
+    }
+
+    /// The database URL, defaulting to SQLite in the data dir.
+    pub fn database_url(&self) -> Result<String> {
+        if self.database_url.is_empty() {
+            let path = self.data_dir.join("storefort.db");
+            return Ok(format!("sqlite://{}?mode=rwc", path.display()));
+        }
+        if self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://")
+        {
+            return Ok(self.database_url.clone());
+        }
+        Err(key_error(
+            "database_url",
+            "must be empty (SQLite in data_dir) or start with postgres://",
+        ))
+    }
+
+    /// Checks every value and builds the store's business settings.
+    pub fn settings(&self) -> Result<Settings> {
+        self.listen_addr()?;
+        self.database_url()?;
+        if !matches!(self.log_format.as_str(), "human" | "json") {
+            return Err(key_error("log_format", "must be `human` or `json`"));
+        }
+        let s = &self.store;
+        let currency = Currency::parse(&s.currency)
+            .map_err(|_| key_error("store.currency", "must be an ISO 4217 code such as EUR"))?;
+        let name =
+            storefort_core::text::clean(&s.name, 100).map_err(|e| key_error("store.name", e))?;
+        if !(1..=24 * 60).contains(&s.order_expiry_minutes) {
+            return Err(key_error("store.order_expiry_minutes", "must be 1 to 1440"));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&s.max_body_bytes) {
+            return Err(key_error(
+                "store.max_body_bytes",
+                "must be 1024 to 16777216",
+            ));
+        }
+        if !(1..=300).contains(&s.request_timeout_seconds) {
+            return Err(key_error(
+                "store.request_timeout_seconds",
+                "must be 1 to 300",
+            ));
+        }
+        if !(1..=500).contains(&s.max_cart_lines) {
+            return Err(key_error("store.max_cart_lines", "must be 1 to 500"));
+        }
+        if !(1..=10_000).contains(&s.max_quantity_per_line) {
+            return Err(key_error(
+                "store.max_quantity_per_line",
+                "must be 1 to 10000",
+            ));
+        }
+        if !(1..=200).contains(&s.max_db_connections) {
+            return Err(key_error("store.max_db_connections", "must be 1 to 200"));
+        }
+        if !(1..=3600).contains(&self.jobs.expiry_interval_seconds) {
+            return Err(key_error(
+                "jobs.expiry_interval_seconds",
+                "must be 1 to 3600",
+            ));
+        }
+        for (country, rate) in &self.shipping.rates {
+            CountryCode::parse(country)
+                .map_err(|e| key_error(&format!("shipping.rates.{country}"), e))?;
+            check_amount(&format!("shipping.rates.{country}"), *rate)?;
+        }
+        if let Some(r) = self.shipping.rest_of_world {
+            check_amount("shipping.rest_of_world", r)?;
+        }
+        if let Some(r) = self.shipping.free_from {
+            check_amount("shipping.free_from", r)?;
+        }
+        for (country, bp) in &self.tax.rates {
+            CountryCode::parse(country)
+                .map_err(|e| key_error(&format!("tax.rates.{country}"), e))?;
+            check_rate(&format!("tax.rates.{country}"), *bp)?;
+        }
+        check_rate("tax.default_bp", self.tax.default_bp)?;
+        Ok(Settings {
+            store_name: name,
+            currency,
+            shipping: ShippingTable {
+                by_country: self.shipping.rates.clone(),
+                rest_of_world: self.shipping.rest_of_world,
+                free_from: self.shipping.free_from,
+            },
+            tax: TaxTable {
+                by_country: self.tax.rates.clone(),
+                default_bp: self.tax.default_bp,
+            },
+            cart_limits: CartLimits {
+                max_lines: s.max_cart_lines,
+                max_quantity: s.max_quantity_per_line,
+            },
+            order_expiry: Duration::from_secs(s.order_expiry_minutes * 60),
+            max_body_bytes: s.max_body_bytes,
+            request_timeout: Duration::from_secs(s.request_timeout_seconds),
+        })
+    }
+}
+
+fn check_amount(key: &str, amount: i64) -> Result<()> {
+    if (0..=100_000_000).contains(&amount) {
+        Ok(())
+    } else {
+        Err(key_error(key, "must be 0 to 100000000 minor units"))
+    }
+}
+
+fn check_rate(key: &str, bp: u32) -> Result<()> {
+    if bp <= 10_000 {
+        Ok(())
+    } else {
+        Err(key_error(key, "must be 0 to 10000 basis points"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml_text: &str, env: &[(&str, &str)]) -> Result<Config> {
+        let dir = std::env::temp_dir().join(format!("storefort-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{}.toml", toml_text.len()));
+        std::fs::write(&path, toml_text)?;
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        load(Some(&path), env, &Overrides::default())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::default();
+        assert!(c.settings().is_ok());
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert!(c.database_url().expect("url").starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = load_str("lisen = \"0.0.0.0:1\"\n", &[]).expect_err("typo");
+        assert!(e.to_string().contains("lisen"), "{e}");
+        let e = load_str("[store]\ncurrancy = \"EUR\"\n", &[]).expect_err("typo");
+        assert!(e.to_string().contains("currancy"), "{e}");
+        let e = load_str("", &[("STOREFORT_STORE__NAMEE", "x")]).expect_err("env typo");
+        assert!(e.to_string().contains("namee"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let c = load_str("[store]\ncurrency = \"EURO\"\n", &[]).expect("parses");
+        assert!(
+            c.settings()
+                .expect_err("bad")
+                .to_string()
+                .contains("store.currency")
+        );
+        let c = load_str("[tax.rates]\nXX = 100\n", &[]).expect("parses");
+        assert!(
+            c.settings()
+                .expect_err("bad")
+                .to_string()
+                .contains("tax.rates.XX")
+        );
+        let c = load_str("database_url = \"mysql://x\"\n", &[]).expect("parses");
+        assert!(
+            c.settings()
+                .expect_err("bad")
+                .to_string()
+                .contains("database_url")
+        );
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let c = load_str(
+            "[store]\norder_expiry_minutes = 10\n",
+            &[
+                ("STOREFORT_STORE__ORDER_EXPIRY_MINUTES", "15"),
+                ("STOREFORT_TEST_POSTGRES_URL", "x"),
+            ],
+        )
+        .expect("loads");
+        assert_eq!(c.store.order_expiry_minutes, 15);
+        let flags = Overrides {
+            listen: Some("127.0.0.1:9999".into()),
+            ..Default::default()
+        };
+        let env = [("STOREFORT_LISTEN".to_owned(), "127.0.0.1:1".to_owned())].into_iter();
+        let c = load(Some(Path::new("/nonexistent-but-not-read")), env, &flags);
+        assert!(c.is_err(), "a named file that does not exist is an error");
+        let env = [("STOREFORT_LISTEN".to_owned(), "127.0.0.1:1".to_owned())].into_iter();
+        let c = load(None, env, &flags).expect("loads");
+        assert_eq!(c.listen, "127.0.0.1:9999");
+    }
+}

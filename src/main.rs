@@ -1,0 +1,126 @@
+//! The `storefort` binary: parses the command line and runs a subcommand.
+//! Everything else lives in the workspace crates.
+
+mod config;
+mod keyfile;
+mod serve;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "storefort",
+    version,
+    about = "A secure-by-default online store engine"
+)]
+struct Cli {
+    /// Configuration file (default: ./storefort.toml when it exists).
+    #[arg(long, global = true, env = "STOREFORT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Default)]
+struct CommonFlags {
+    /// Directory for the SQLite database and the server key.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// `postgres://…` to run on PostgreSQL instead of SQLite.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// `human` (default) or `json`.
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the store.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Seed a demo catalog when the store has no products.
+        #[arg(long)]
+        demo: bool,
+        #[command(flatten)]
+        common: CommonFlags,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration (file, environment, flags) and name any bad key.
+    Check {
+        #[arg(long)]
+        listen: Option<String>,
+        #[command(flatten)]
+        common: CommonFlags,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Replace the bootstrap admin token and print the new one once.
+    ResetToken {
+        #[command(flatten)]
+        common: CommonFlags,
+    },
+}
+
+fn overrides(listen: Option<String>, common: CommonFlags) -> config::Overrides {
+    config::Overrides {
+        listen,
+        data_dir: common.data_dir,
+        database_url: common.database_url,
+        log_format: common.log_format,
+    }
+}
+
+fn load(cli_config: Option<&std::path::Path>, flags: &config::Overrides) -> Result<config::Config> {
+    config::load(cli_config, std::env::vars(), flags)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve {
+            listen,
+            demo,
+            common,
+        } => {
+            let cfg = load(cli.config.as_deref(), &overrides(listen, common))?;
+            runtime.block_on(serve::serve(cfg, demo))
+        }
+        Command::Config {
+            command: ConfigCommand::Check { listen, common },
+        } => {
+            let cfg = load(cli.config.as_deref(), &overrides(listen, common))?;
+            cfg.settings()?;
+            println!("configuration is valid");
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::ResetToken { common },
+        } => {
+            let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
+            runtime.block_on(serve::reset_admin_token(cfg))
+        }
+    }
+}

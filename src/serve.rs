@@ -1,0 +1,145 @@
+//! `storefort serve`: open the store, seed, listen, and shut down gracefully.
+
+use crate::config::Config;
+use crate::keyfile;
+use anyhow::{Context, Result};
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::Arc;
+use std::time::Duration;
+use storefort_store::{Store, StoreOptions};
+use storefort_web::{AppState, SystemClock, admin_auth, demo, jobs};
+use tokio::sync::watch;
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STOREFORT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn prepare_data_dir(cfg: &Config) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&cfg.data_dir)
+        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))
+}
+
+async fn open_store(cfg: &Config) -> Result<Store> {
+    let url = cfg.database_url()?;
+    let options = StoreOptions {
+        url,
+        max_connections: cfg.store.max_db_connections,
+    };
+    // The URL may hold a password: errors name the backend, never the URL.
+    Store::open(&options).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the database: {e} ({:?})",
+            std::error::Error::source(&e).map(ToString::to_string)
+        )
+    })
+}
+
+fn now_ms() -> i64 {
+    use storefort_web::Clock;
+    SystemClock.now_ms()
+}
+
+fn announce_token(token: &str) {
+    // Printed to stdout once, on purpose not through the logger: logs are
+    // shipped and kept, and a secret must never reach them.
+    println!();
+    println!("  Bootstrap admin token (shown once; only its hash is stored):");
+    println!();
+    println!("      {token}");
+    println!();
+    println!("  Use it as `Authorization: Bearer <token>` on /api/v1/admin/... routes.");
+    println!("  Lost it? `storefort admin reset-token` prints a new one.");
+    println!();
+}
+
+/// Runs the store until SIGTERM or SIGINT.
+pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
+    let settings = cfg.settings()?;
+    init_logging(&cfg.log_format);
+    prepare_data_dir(&cfg)?;
+    let key = keyfile::load_or_create(&cfg.data_dir)?;
+    let store = open_store(&cfg).await?;
+    tracing::info!(backend = ?store.backend(), "database ready");
+    if demo_data {
+        let added = demo::seed_if_empty(&store, settings.currency.code(), now_ms()).await?;
+        if added > 0 {
+            tracing::info!(products = added, "seeded the demo catalog");
+        }
+    }
+    if let Some(token) = admin_auth::ensure_bootstrap_token(&store, now_ms()).await? {
+        announce_token(&token);
+    }
+    let state = AppState::new(store.clone(), settings, Arc::new(SystemClock), key);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let expiry = tokio::spawn(jobs::run_expiry(
+        state.clone(),
+        Duration::from_secs(cfg.jobs.expiry_interval_seconds),
+        stop_rx.clone(),
+    ));
+    let addr = cfg.listen_addr()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(address = %addr, "storefort listening on http://{addr}");
+    let mut stop_signal = stop_rx.clone();
+    let server =
+        axum::serve(listener, storefort_web::app(state)).with_graceful_shutdown(async move {
+            let _ = stop_signal.changed().await;
+        });
+    let server = tokio::spawn(async move { server.await });
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    // In-flight requests get a bounded time to finish.
+    match tokio::time::timeout(Duration::from_secs(30), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server error during shutdown"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "server task failed"),
+        Err(_) => tracing::warn!("requests still running after 30 s; stopping anyway"),
+    }
+    let _ = expiry.await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+}
+
+/// `storefort admin reset-token`.
+pub async fn reset_admin_token(cfg: Config) -> Result<()> {
+    cfg.settings()?;
+    prepare_data_dir(&cfg)?;
+    let store = open_store(&cfg).await?;
+    let token = admin_auth::rotate_bootstrap_token(&store, now_ms()).await?;
+    store.close().await;
+    announce_token(&token);
+    Ok(())
+}
