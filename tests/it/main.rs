@@ -1,1 +1,10 @@
-mod x {}
+//! Storefort's integration tests: one binary, a module per area. Each test
+//! gets a fresh database (SQLite, or PostgreSQL when
+//! STOREFORT_TEST_POSTGRES_URL is set).
+
+mod api;
+mod cli;
+mod concurrency;
+mod crash;
+mod hostile;
+mod support;

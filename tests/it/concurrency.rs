@@ -1,0 +1,101 @@
+//! Black Friday: many checkouts at once never oversell, and one idempotency
+//! key never makes two orders.
+
+use crate::support::{TestApp, checkout_body, read, spawn};
+use futures::future::join_all;
+
+/// Fires one checkout per cart, all at once; returns the statuses and codes.
+async fn checkout_all(app: &TestApp, carts: &[String]) -> Vec<(u16, String)> {
+    let sends = carts.iter().map(|cart| async move {
+        let r = read(
+            app.client
+                .post(app.url("/api/v1/checkout"))
+                .json(&checkout_body(cart))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        (r.status, r.code().to_owned())
+    });
+    join_all(sends).await
+}
+
+async fn carts_for(app: &TestApp, variant: &str, n: usize) -> Vec<String> {
+    let mut carts = Vec::with_capacity(n);
+    for _ in 0..n {
+        carts.push(app.cart_with(variant, 1).await);
+    }
+    carts
+}
+
+async fn oversell_check(stock: i64, buyers: usize) {
+    let app = spawn().await;
+    let v = app.product("Limited edition", 9900, stock).await;
+    let carts = carts_for(&app, &v, buyers).await;
+    let results = checkout_all(&app, &carts).await;
+    let placed = results.iter().filter(|(s, _)| *s == 201).count();
+    let refused = results
+        .iter()
+        .filter(|(s, c)| *s == 409 && c == "out_of_stock")
+        .count();
+    assert_eq!(placed as i64, stock, "{results:?}");
+    assert_eq!(
+        placed + refused,
+        buyers,
+        "every other answer is a clean out_of_stock: {results:?}"
+    );
+    assert_eq!(
+        app.store.stock_counts(&v).await.expect("counts"),
+        (0, stock, 0)
+    );
+    assert_eq!(app.store.order_count().await.expect("count"), stock);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stock_one_and_64_concurrent_checkouts_make_exactly_one_order() {
+    oversell_check(1, 64).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stock_ten_and_200_concurrent_checkouts_make_exactly_ten_orders() {
+    oversell_check(10, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_checkout_sent_ten_times_at_once_with_one_key_makes_one_order() {
+    let app = spawn().await;
+    let v = app.product("Gift box", 2590, 100).await;
+    let cart = app.cart_with(&v, 2).await;
+    let body = checkout_body(&cart);
+    let sends = (0..10).map(|_| {
+        let body = body.clone();
+        let app = &app;
+        async move {
+            read(
+                app.client
+                    .post(app.url("/api/v1/checkout"))
+                    .header("Idempotency-Key", "black-friday-1")
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("send"),
+            )
+            .await
+        }
+    });
+    let replies = join_all(sends).await;
+    let ids: std::collections::HashSet<_> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 201, "{}", r.body);
+            r.body["order"]["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(app.store.order_count().await.expect("count"), 1);
+    assert_eq!(
+        app.store.stock_counts(&v).await.expect("counts"),
+        (98, 2, 0)
+    );
+}

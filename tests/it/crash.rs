@@ -1,0 +1,220 @@
+//! Nothing lost: kill -9 the real server while checkouts run, restart it, and
+//! find every order whose 201 reached a client, with stock still adding up.
+
+use crate::support::{checkout_body, fresh_database_url};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use storefort_store::{Store, StoreOptions};
+use tokio::process::{Child, Command};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn start(data_dir: &std::path::Path, port: u16, db_url: &str) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_storefort"));
+    cmd.args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if !db_url.starts_with("sqlite:") {
+        cmd.args(["--database-url", db_url]);
+    }
+    cmd.spawn().expect("start storefort")
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("storefort did not become ready");
+}
+
+async fn all_variants(client: &reqwest::Client, base: &str) -> HashMap<String, i64> {
+    let mut stock = HashMap::new();
+    let mut cursor = String::new();
+    loop {
+        let url = if cursor.is_empty() {
+            format!("{base}/api/v1/products?limit=100")
+        } else {
+            format!("{base}/api/v1/products?limit=100&cursor={cursor}")
+        };
+        let page: Value = client
+            .get(url)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        for p in page["items"].as_array().expect("items") {
+            for v in p["variants"].as_array().expect("variants") {
+                stock.insert(
+                    v["id"].as_str().expect("id").to_owned(),
+                    v["available"].as_i64().expect("available"),
+                );
+            }
+        }
+        match page["next"].as_str() {
+            Some(n) => cursor = n.to_owned(),
+            None => return stock,
+        }
+    }
+}
+
+/// One shopper: cart, one line, checkout; records every acknowledged order.
+async fn shop(
+    client: reqwest::Client,
+    base: String,
+    variants: Arc<Vec<String>>,
+    seed: usize,
+    acked: Arc<Mutex<Vec<(String, String)>>>,
+) {
+    let mut i = seed;
+    loop {
+        i = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let variant = &variants[(i >> 33) % variants.len()];
+        let Ok(r) = client.post(format!("{base}/api/v1/carts")).send().await else {
+            return;
+        };
+        let Ok(cart) = r.json::<Value>().await else {
+            return;
+        };
+        let Some(cart) = cart["id"].as_str().map(str::to_owned) else {
+            return;
+        };
+        let line = json!({"variant_id": variant, "quantity": 1});
+        if client
+            .post(format!("{base}/api/v1/carts/{cart}/lines"))
+            .json(&line)
+            .send()
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let Ok(r) = client
+            .post(format!("{base}/api/v1/checkout"))
+            .json(&checkout_body(&cart))
+            .send()
+            .await
+        else {
+            return;
+        };
+        if r.status() != 201 {
+            continue;
+        }
+        // Acknowledged: the 201 reached us. Record it only once the body is read.
+        let Ok(body) = r.json::<Value>().await else {
+            return;
+        };
+        let id = body["order"]["id"].as_str().unwrap_or_default().to_owned();
+        let token = body["access_token"].as_str().unwrap_or_default().to_owned();
+        acked.lock().expect("lock").push((id, token));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_orders_survive_kill_9_and_stock_adds_up() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db_url = fresh_database_url(&dir).await;
+    // On SQLite the server keeps its database in the data dir.
+    let db_url = if db_url.starts_with("sqlite:") {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("storefort.db").display()
+        )
+    } else {
+        db_url
+    };
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+
+    let mut server = start(dir.path(), port, &db_url);
+    wait_ready(&client, &base).await;
+    let initial = all_variants(&client, &base).await;
+    assert!(initial.len() >= 20);
+    let variants: Arc<Vec<String>> = Arc::new(initial.keys().cloned().collect());
+
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let shoppers: Vec<_> = (0..16)
+        .map(|s| {
+            tokio::spawn(shop(
+                client.clone(),
+                base.clone(),
+                variants.clone(),
+                s,
+                acked.clone(),
+            ))
+        })
+        .collect();
+    // Let orders flow, then pull the plug mid-stream.
+    let start_time = Instant::now();
+    while acked.lock().expect("lock").len() < 30 && start_time.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.start_kill().expect("SIGKILL");
+    let _ = server.wait().await;
+    for s in shoppers {
+        let _ = s.await;
+    }
+    let acked = acked.lock().expect("lock").clone();
+    assert!(
+        acked.len() >= 30,
+        "only {} orders before the kill",
+        acked.len()
+    );
+
+    let mut server = start(dir.path(), port, &db_url);
+    wait_ready(&client, &base).await;
+    for (id, token) in &acked {
+        let r = client
+            .get(format!("{base}/api/v1/orders/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get order");
+        assert_eq!(r.status(), 200, "acknowledged order {id} was lost");
+    }
+    server.start_kill().expect("stop");
+    let _ = server.wait().await;
+
+    let store = Store::open(&StoreOptions {
+        url: db_url.clone(),
+        max_connections: 2,
+    })
+    .await
+    .expect("open");
+    let mut units_out = 0;
+    for (variant, start_stock) in &initial {
+        let (available, reserved, sold) = store.stock_counts(variant).await.expect("counts");
+        assert!(available >= 0 && reserved >= 0 && sold >= 0);
+        assert_eq!(
+            available + reserved + sold,
+            *start_stock,
+            "stock of {variant} does not add up"
+        );
+        units_out += reserved + sold;
+    }
+    // Every order holds exactly one unit, so units out equals orders stored.
+    assert_eq!(units_out, store.order_count().await.expect("count"));
+    assert!(units_out >= acked.len() as i64);
+    store.close().await;
+}

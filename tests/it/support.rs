@@ -1,0 +1,218 @@
+//! Test harness: a store on a fresh database, served on a real loopback
+//! socket, with a clock the test moves.
+//!
+//! SQLite by default; PostgreSQL when `STOREFORT_TEST_POSTGRES_URL` is set,
+//! each test in its own schema so tests never see each other's rows.
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use storefort_store::{NewProduct, NewVariant, Store, StoreOptions};
+use storefort_web::{AppState, ManualClock, ServerKey, Settings, admin_auth};
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub clock: ManualClock,
+    pub admin_token: String,
+    pub store: Store,
+    _dir: TempDir,
+}
+
+/// Where a test's database lives: a SQLite file in `dir`, or a fresh schema
+/// in the PostgreSQL database named by STOREFORT_TEST_POSTGRES_URL.
+pub async fn fresh_database_url(dir: &TempDir) -> String {
+    match std::env::var("STOREFORT_TEST_POSTGRES_URL") {
+        Ok(base) if !base.is_empty() => {
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            sqlx_create_schema(&base, &schema).await;
+            let sep = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{sep}options=-c%20search_path%3D{schema}")
+        }
+        _ => format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+    }
+}
+
+async fn sqlx_create_schema(base: &str, schema: &str) {
+    // The schema name is generated above, never taken from input.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(base)
+        .await
+        .expect("connect to STOREFORT_TEST_POSTGRES_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .expect("create schema");
+    pool.close().await;
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(Settings::demo()).await
+}
+
+pub async fn spawn_with(settings: Settings) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_url = fresh_database_url(&dir).await;
+    let store = Store::open(&StoreOptions {
+        url: db_url,
+        max_connections: 16,
+    })
+    .await
+    .expect("open store");
+    let clock = ManualClock::new();
+    let admin_token = admin_auth::ensure_bootstrap_token(&store, 0)
+        .await
+        .expect("token")
+        .expect("fresh token");
+    let key = ServerKey::generate().expect("rng");
+    let state = AppState::new(store.clone(), settings, Arc::new(clock.clone()), key);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = storefort_web::app(state.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .expect("client"),
+        state,
+        clock,
+        admin_token,
+        store,
+        _dir: dir,
+    }
+}
+
+/// A response read fully: status, headers and JSON body (Null if not JSON).
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+pub async fn read(resp: reqwest::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        read(self.client.get(self.url(path)).send().await.expect("send")).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        read(
+            self.client
+                .post(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(&self.admin_token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        read(req.send().await.expect("send")).await
+    }
+
+    /// Adds a one-variant product with `stock` units at `price` cents; returns
+    /// the variant id.
+    pub async fn product(&self, title: &str, price: i64, stock: i64) -> String {
+        let variant_id = uuid::Uuid::now_v7().to_string();
+        let product = NewProduct {
+            id: uuid::Uuid::now_v7().to_string(),
+            handle: format!("p-{}", uuid::Uuid::new_v4().simple()),
+            title: title.into(),
+            description: format!("{title} for tests"),
+            collections: vec![("tests".into(), "Tests".into())],
+            variants: vec![NewVariant {
+                id: variant_id.clone(),
+                sku: format!("SKU-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+                title: "Default".into(),
+                price_amount: price,
+                currency: "EUR".into(),
+                stock,
+            }],
+        };
+        let mut tx = self.store.begin_write(self.clock_now()).await.expect("tx");
+        tx.insert_product(&product).await.expect("insert");
+        tx.commit(storefort_core::SecurityEvent::new(
+            storefort_core::EventKind::CatalogSeeded,
+            storefort_core::Actor::System,
+        ))
+        .await
+        .expect("commit");
+        variant_id
+    }
+
+    fn clock_now(&self) -> i64 {
+        use storefort_web::Clock;
+        self.clock.now_ms()
+    }
+
+    /// A new cart id.
+    pub async fn cart(&self) -> String {
+        let r = self.post("/api/v1/carts", json!({})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().expect("cart id").to_owned()
+    }
+
+    /// A new cart holding `quantity` of `variant`.
+    pub async fn cart_with(&self, variant: &str, quantity: i64) -> String {
+        let cart = self.cart().await;
+        let r = self
+            .post(
+                &format!("/api/v1/carts/{cart}/lines"),
+                json!({"variant_id": variant, "quantity": quantity}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        cart
+    }
+}
+
+/// A valid checkout body for a cart.
+pub fn checkout_body(cart: &str) -> Value {
+    json!({
+        "cart_id": cart,
+        "email": "ada@example.com",
+        "shipping_address": {
+            "name": "Ada Lovelace",
+            "line1": "Unter den Linden 1",
+            "city": "Berlin",
+            "postal_code": "10117",
+            "country": "DE"
+        }
+    })
+}
