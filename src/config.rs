@@ -53,8 +53,10 @@ pub struct StoreSection {
 pub struct ShippingSection {
     /// Flat rate in minor units by ISO 3166 country code.
     pub rates: BTreeMap<String, i64>,
-    /// Rate for countries not listed; absent means "we do not ship there".
+    /// Rate for countries not listed.
     pub rest_of_world: Option<i64>,
+    /// Refuse destinations not in `rates`, whatever `rest_of_world` says.
+    pub only_listed_countries: bool,
     /// Subtotal (minor units) from which shipping is free.
     pub free_from: Option<i64>,
 }
@@ -87,7 +89,8 @@ impl Default for Config {
             shipping: ShippingSection {
                 rates: demo.shipping.by_country,
                 rest_of_world: demo.shipping.rest_of_world,
-                free_from: demo.shipping.free_from,
+                only_listed_countries: false,
+                free_from: None,
             },
             tax: TaxSection {
                 rates: demo.tax.by_country,
@@ -327,7 +330,11 @@ impl Config {
             currency,
             shipping: ShippingTable {
                 by_country: self.shipping.rates.clone(),
-                rest_of_world: self.shipping.rest_of_world,
+                rest_of_world: if self.shipping.only_listed_countries {
+                    None
+                } else {
+                    self.shipping.rest_of_world
+                },
                 free_from: self.shipping.free_from,
             },
             tax: TaxTable {
@@ -407,6 +414,15 @@ mod tests {
                 .expect_err("bad")
                 .to_string()
                 .contains("tax.rates.XX")
+        );
+        let c = load_str("[shipping]\nonly_listed_countries = true\n", &[]).expect("parses");
+        let settings = c.settings().expect("valid");
+        assert_eq!(
+            (
+                settings.shipping.rest_of_world,
+                settings.shipping.by_country.len()
+            ),
+            (None, 4)
         );
         let c = load_str("database_url = \"mysql://x\"\n", &[]).expect("parses");
         assert!(

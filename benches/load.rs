@@ -1,0 +1,381 @@
+//! Load benchmark: product GET and checkout throughput with p50/p99 latency
+//! at 64 connections, on SQLite (and PostgreSQL when
+//! STOREFORT_BENCH_POSTGRES_URL is set), each as a ratio to a bare axum
+//! handler measured in the same run on the same machine.
+//!
+//! Run: `cargo bench --bench load` (see BENCHMARKS.md). Loopback only; every
+//! phase is bounded in time and stops by itself.
+
+use axum::routing::get;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use storefort_store::{NewProduct, NewVariant, Store, StoreOptions};
+use storefort_web::{AppState, Clock, ServerKey, Settings, SystemClock};
+
+const CONNECTIONS: usize = 64;
+const PHASE: Duration = Duration::from_secs(8);
+const WARMUP: Duration = Duration::from_secs(1);
+
+struct Result {
+    name: String,
+    requests: usize,
+    errors: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Result {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx] as f64 / 1000.0
+}
+
+/// Runs `CONNECTIONS` loops of `request` for `PHASE` (after a warm-up) or
+/// until `request` returns None (out of work). Each loop has its own client
+/// so each holds its own keep-alive connection.
+async fn drive<F, Fut>(name: &str, request: F) -> Result
+where
+    F: Fn(reqwest::Client, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<bool>> + Send,
+{
+    let request = Arc::new(request);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let measure_from = start + WARMUP;
+    let deadline = measure_from + PHASE;
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let request = request.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()
+                    .expect("client");
+                let mut latencies = Vec::new();
+                let mut errors = 0usize;
+                loop {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    let n = counter.fetch_add(1, Ordering::Relaxed);
+                    let Some(ok) = request(client.clone(), n).await else {
+                        break;
+                    };
+                    let done = Instant::now();
+                    if now >= measure_from {
+                        if ok {
+                            latencies.push((done - now).as_micros() as u64);
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                }
+                (latencies, errors, Instant::now())
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    let mut end = measure_from;
+    for t in tasks {
+        let (l, e, finished) = t.await.expect("task");
+        all.extend(l);
+        errors += e;
+        end = end.max(finished);
+    }
+    all.sort_unstable();
+    let seconds = (end
+        .min(deadline)
+        .max(measure_from + Duration::from_millis(1))
+        - measure_from)
+        .as_secs_f64();
+    Result {
+        name: name.into(),
+        requests: all.len(),
+        errors,
+        seconds,
+        p50_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+    }
+}
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// The baseline: a bare axum handler returning a small JSON product.
+async fn bare_baseline() -> Result {
+    let app = axum::Router::new().route(
+        "/bare",
+        get(|| async {
+            axum::Json(json!({"id": "01", "title": "Bare", "variants": [{"id": "v", "sku": "S", "price": {"amount": 1, "currency": "EUR"}, "available": 1}]}))
+        }),
+    );
+    let base = serve(app).await;
+    drive("bare axum handler", move |c, _| {
+        let url = format!("{base}/bare");
+        async move {
+            Some(
+                c.get(url)
+                    .send()
+                    .await
+                    .map(|r| r.status() == 200)
+                    .unwrap_or(false),
+            )
+        }
+    })
+    .await
+}
+
+async fn store_app(url: String) -> (String, Store, Vec<String>, Vec<String>) {
+    let store = Store::open(&StoreOptions {
+        url,
+        max_connections: 16,
+    })
+    .await
+    .expect("open store");
+    let now = SystemClock.now_ms();
+    let mut products = Vec::new();
+    let mut variants = Vec::new();
+    let mut tx = store.begin_write(now).await.expect("tx");
+    for i in 0..20 {
+        let product = NewProduct {
+            id: uuid::Uuid::now_v7().to_string(),
+            handle: format!("bench-{i}"),
+            title: format!("Bench product {i}"),
+            description: "A product for the load benchmark.".into(),
+            collections: vec![("bench".into(), "Bench".into())],
+            variants: (0..3)
+                .map(|v| NewVariant {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    sku: format!("BENCH-{i}-{v}"),
+                    title: format!("Size {v}"),
+                    price_amount: 1000 + i * 10 + v,
+                    currency: "EUR".into(),
+                    stock: 10_000_000,
+                })
+                .collect(),
+        };
+        products.push(product.id.clone());
+        variants.extend(product.variants.iter().map(|v| v.id.clone()));
+        tx.insert_product(&product).await.expect("insert");
+    }
+    tx.commit(storefort_core::SecurityEvent::new(
+        storefort_core::EventKind::CatalogSeeded,
+        storefort_core::Actor::System,
+    ))
+    .await
+    .expect("commit");
+    let state = AppState::new(
+        store.clone(),
+        Settings::demo(),
+        Arc::new(SystemClock),
+        ServerKey::generate().expect("rng"),
+    );
+    (
+        serve(storefort_web::app(state)).await,
+        store,
+        products,
+        variants,
+    )
+}
+
+/// A new empty schema in the given PostgreSQL database, so runs never collide.
+async fn fresh_schema(base: &str) -> String {
+    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(base)
+        .await
+        .expect("connect to STOREFORT_BENCH_POSTGRES_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .expect("create schema");
+    pool.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+fn checkout_body(cart: &str) -> Value {
+    json!({"cart_id": cart, "email": "bench@example.com", "shipping_address":
+        {"name": "Bench", "line1": "Street 1", "city": "Berlin", "postal_code": "10115", "country": "DE"}})
+}
+
+async fn store_phases(backend: &str, url: String) -> Vec<Result> {
+    let (base, store, products, variants) = store_app(url).await;
+    let mut results = Vec::new();
+    let products = Arc::new(products);
+    let b = base.clone();
+    results.push(
+        drive(&format!("{backend}: GET /products/{{id}}"), move |c, n| {
+            let url = format!("{b}/api/v1/products/{}", products[n % products.len()]);
+            async move {
+                Some(
+                    c.get(url)
+                        .send()
+                        .await
+                        .map(|r| r.status() == 200)
+                        .unwrap_or(false),
+                )
+            }
+        })
+        .await,
+    );
+    let b = base.clone();
+    results.push(
+        drive(
+            &format!("{backend}: GET /products?limit=20"),
+            move |c, _| {
+                let url = format!("{b}/api/v1/products?limit=20");
+                async move {
+                    Some(
+                        c.get(url)
+                            .send()
+                            .await
+                            .map(|r| r.status() == 200)
+                            .unwrap_or(false),
+                    )
+                }
+            },
+        )
+        .await,
+    );
+    // Checkout: carts are prepared first so only the checkout is measured.
+    let carts_needed = 12_000;
+    let prepared = Arc::new(std::sync::Mutex::new(Vec::with_capacity(carts_needed)));
+    let variants = Arc::new(variants);
+    let b = base.clone();
+    let p = prepared.clone();
+    let prep_start = Instant::now();
+    let prep: Vec<_> = (0..CONNECTIONS)
+        .map(|t| {
+            let (b, p, variants) = (b.clone(), p.clone(), variants.clone());
+            tokio::spawn(async move {
+                let c = reqwest::Client::new();
+                for i in 0..carts_needed / CONNECTIONS {
+                    let cart: Value = c
+                        .post(format!("{b}/api/v1/carts"))
+                        .send()
+                        .await
+                        .expect("cart")
+                        .json()
+                        .await
+                        .expect("json");
+                    let id = cart["id"].as_str().expect("id").to_owned();
+                    let v = &variants[(t * 31 + i) % variants.len()];
+                    c.post(format!("{b}/api/v1/carts/{id}/lines"))
+                        .json(&json!({"variant_id": v, "quantity": 1}))
+                        .send()
+                        .await
+                        .expect("line");
+                    p.lock().expect("lock").push(id);
+                }
+            })
+        })
+        .collect();
+    for t in prep {
+        t.await.expect("prep");
+    }
+    eprintln!(
+        "  prepared {} carts in {:.1} s",
+        prepared.lock().expect("lock").len(),
+        prep_start.elapsed().as_secs_f64()
+    );
+    let carts = Arc::new(prepared.lock().expect("lock").clone());
+    let b = base.clone();
+    results.push(
+        drive(&format!("{backend}: POST /checkout"), move |c, n| {
+            let cart = carts.get(n).cloned();
+            let url = format!("{b}/api/v1/checkout");
+            async move {
+                let cart = cart?;
+                Some(
+                    c.post(url)
+                        .json(&checkout_body(&cart))
+                        .send()
+                        .await
+                        .map(|r| r.status() == 201)
+                        .unwrap_or(false),
+                )
+            }
+        })
+        .await,
+    );
+    store.close().await;
+    results
+}
+
+fn print(results: &[Result], baseline: &Result) {
+    println!();
+    println!("| scenario | requests | errors | req/s | p50 ms | p99 ms | ratio to bare |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for r in results {
+        println!(
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1}% |",
+            r.name,
+            r.requests,
+            r.errors,
+            r.rps(),
+            r.p50_ms,
+            r.p99_ms,
+            100.0 * r.rps() / baseline.rps()
+        );
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; any other argument filters nothing here.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        eprintln!("baseline: bare axum handler");
+        let baseline = bare_baseline().await;
+        let mut results = vec![];
+        let dir = tempfile::tempdir().expect("dir");
+        eprintln!("storefort on SQLite (WAL, synchronous=FULL)");
+        let sqlite = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        );
+        results.extend(store_phases("SQLite", sqlite).await);
+        if let Ok(pg) = std::env::var("STOREFORT_BENCH_POSTGRES_URL") {
+            eprintln!("storefort on PostgreSQL");
+            results.extend(store_phases("PostgreSQL", fresh_schema(&pg).await).await);
+        }
+        let mut all = vec![baseline];
+        all.extend(results);
+        let (baseline, rest) = all.split_first().expect("baseline");
+        println!(
+            "\n{CONNECTIONS} connections, {} s per phase after {} s warm-up, {} cores",
+            PHASE.as_secs(),
+            WARMUP.as_secs(),
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0)
+        );
+        print(std::slice::from_ref(baseline), baseline);
+        print(rest, baseline);
+    });
+}
