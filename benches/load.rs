@@ -59,10 +59,7 @@ where
             let request = request.clone();
             let counter = counter.clone();
             tokio::spawn(async move {
-                let client = reqwest::Client::builder()
-                    .pool_max_idle_per_host(1)
-                    .build()
-                    .expect("client");
+                let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
                 let mut latencies = Vec::new();
                 let mut errors = 0usize;
                 loop {
@@ -97,11 +94,7 @@ where
         end = end.max(finished);
     }
     all.sort_unstable();
-    let seconds = (end
-        .min(deadline)
-        .max(measure_from + Duration::from_millis(1))
-        - measure_from)
-        .as_secs_f64();
+    let seconds = (end.min(deadline).max(measure_from + Duration::from_millis(1)) - measure_from).as_secs_f64();
     Result {
         name: name.into(),
         requests: all.len(),
@@ -113,9 +106,7 @@ where
 }
 
 async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -134,26 +125,15 @@ async fn bare_baseline() -> Result {
     let base = serve(app).await;
     drive("bare axum handler", move |c, _| {
         let url = format!("{base}/bare");
-        async move {
-            Some(
-                c.get(url)
-                    .send()
-                    .await
-                    .map(|r| r.status() == 200)
-                    .unwrap_or(false),
-            )
-        }
+        async move { Some(c.get(url).send().await.map(|r| r.status() == 200).unwrap_or(false)) }
     })
     .await
 }
 
-async fn store_app(url: String) -> (String, Store, Vec<String>, Vec<String>) {
-    let store = Store::open(&StoreOptions {
-        url,
-        max_connections: 16,
-    })
-    .await
-    .expect("open store");
+/// Storefort on a fresh database with 20 products of 3 variants each; serves
+/// one app with the catalog cache on and one with it off.
+async fn store_app(url: String) -> (String, String, Store, Vec<String>, Vec<String>) {
+    let store = Store::open(&StoreOptions { url, max_connections: 16 }).await.expect("open store");
     let now = SystemClock.now_ms();
     let mut products = Vec::new();
     let mut variants = Vec::new();
@@ -186,31 +166,19 @@ async fn store_app(url: String) -> (String, Store, Vec<String>, Vec<String>) {
     ))
     .await
     .expect("commit");
-    let state = AppState::new(
-        store.clone(),
-        Settings::demo(),
-        Arc::new(SystemClock),
-        ServerKey::generate().expect("rng"),
-    );
-    (
-        serve(storefort_web::app(state)).await,
-        store,
-        products,
-        variants,
-    )
+    let key = ServerKey::generate().expect("rng");
+    let cached = AppState::new(store.clone(), Settings::demo(), Arc::new(SystemClock), key.clone());
+    let uncached_settings = Settings { catalog_cache_ttl: Duration::ZERO, ..Settings::demo() };
+    let uncached = AppState::new(store.clone(), uncached_settings, Arc::new(SystemClock), key);
+    (serve(storefort_web::app(cached)).await, serve(storefort_web::app(uncached)).await, store, products, variants)
 }
 
 /// A new empty schema in the given PostgreSQL database, so runs never collide.
 async fn fresh_schema(base: &str) -> String {
     let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
     sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(base)
-        .await
-        .expect("connect to STOREFORT_BENCH_POSTGRES_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&pool)
-        .await
-        .expect("create schema");
+    let pool = sqlx::AnyPool::connect(base).await.expect("connect to STOREFORT_BENCH_POSTGRES_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&pool).await.expect("create schema");
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
@@ -222,42 +190,32 @@ fn checkout_body(cart: &str) -> Value {
 }
 
 async fn store_phases(backend: &str, url: String) -> Vec<Result> {
-    let (base, store, products, variants) = store_app(url).await;
+    let (base, uncached_base, store, products, variants) = store_app(url).await;
     let mut results = Vec::new();
     let products = Arc::new(products);
-    let b = base.clone();
+    let b = uncached_base.clone();
+    let p = products.clone();
     results.push(
-        drive(&format!("{backend}: GET /products/{{id}}"), move |c, n| {
-            let url = format!("{b}/api/v1/products/{}", products[n % products.len()]);
-            async move {
-                Some(
-                    c.get(url)
-                        .send()
-                        .await
-                        .map(|r| r.status() == 200)
-                        .unwrap_or(false),
-                )
-            }
+        drive(&format!("{backend}: GET /products/{{id}}, cache off"), move |c, n| {
+            let url = format!("{b}/api/v1/products/{}", p[n % p.len()]);
+            async move { Some(c.get(url).send().await.map(|r| r.status() == 200).unwrap_or(false)) }
         })
         .await,
     );
     let b = base.clone();
     results.push(
-        drive(
-            &format!("{backend}: GET /products?limit=20"),
-            move |c, _| {
-                let url = format!("{b}/api/v1/products?limit=20");
-                async move {
-                    Some(
-                        c.get(url)
-                            .send()
-                            .await
-                            .map(|r| r.status() == 200)
-                            .unwrap_or(false),
-                    )
-                }
-            },
-        )
+        drive(&format!("{backend}: GET /products/{{id}}"), move |c, n| {
+            let url = format!("{b}/api/v1/products/{}", products[n % products.len()]);
+            async move { Some(c.get(url).send().await.map(|r| r.status() == 200).unwrap_or(false)) }
+        })
+        .await,
+    );
+    let b = base.clone();
+    results.push(
+        drive(&format!("{backend}: GET /products?limit=20"), move |c, _| {
+            let url = format!("{b}/api/v1/products?limit=20");
+            async move { Some(c.get(url).send().await.map(|r| r.status() == 200).unwrap_or(false)) }
+        })
         .await,
     );
     // Checkout: carts are prepared first so only the checkout is measured.
@@ -273,14 +231,8 @@ async fn store_phases(backend: &str, url: String) -> Vec<Result> {
             tokio::spawn(async move {
                 let c = reqwest::Client::new();
                 for i in 0..carts_needed / CONNECTIONS {
-                    let cart: Value = c
-                        .post(format!("{b}/api/v1/carts"))
-                        .send()
-                        .await
-                        .expect("cart")
-                        .json()
-                        .await
-                        .expect("json");
+                    let cart: Value =
+                        c.post(format!("{b}/api/v1/carts")).send().await.expect("cart").json().await.expect("json");
                     let id = cart["id"].as_str().expect("id").to_owned();
                     let v = &variants[(t * 31 + i) % variants.len()];
                     c.post(format!("{b}/api/v1/carts/{id}/lines"))
@@ -309,14 +261,7 @@ async fn store_phases(backend: &str, url: String) -> Vec<Result> {
             let url = format!("{b}/api/v1/checkout");
             async move {
                 let cart = cart?;
-                Some(
-                    c.post(url)
-                        .json(&checkout_body(&cart))
-                        .send()
-                        .await
-                        .map(|r| r.status() == 201)
-                        .unwrap_or(false),
-                )
+                Some(c.post(url).json(&checkout_body(&cart)).send().await.map(|r| r.status() == 201).unwrap_or(false))
             }
         })
         .await,
@@ -345,20 +290,14 @@ fn print(results: &[Result], baseline: &Result) {
 
 fn main() {
     // `cargo bench` passes --bench; any other argument filters nothing here.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         eprintln!("baseline: bare axum handler");
         let baseline = bare_baseline().await;
         let mut results = vec![];
         let dir = tempfile::tempdir().expect("dir");
         eprintln!("storefort on SQLite (WAL, synchronous=FULL)");
-        let sqlite = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("bench.db").display()
-        );
+        let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
         results.extend(store_phases("SQLite", sqlite).await);
         if let Ok(pg) = std::env::var("STOREFORT_BENCH_POSTGRES_URL") {
             eprintln!("storefort on PostgreSQL");
@@ -371,9 +310,7 @@ fn main() {
             "\n{CONNECTIONS} connections, {} s per phase after {} s warm-up, {} cores",
             PHASE.as_secs(),
             WARMUP.as_secs(),
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0)
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
         );
         print(std::slice::from_ref(baseline), baseline);
         print(rest, baseline);

@@ -46,6 +46,8 @@ pub struct StoreSection {
     pub max_quantity_per_line: u32,
     /// Most database connections per instance.
     pub max_db_connections: u32,
+    /// Milliseconds catalog responses are served from memory; 0 disables.
+    pub catalog_cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,10 +94,7 @@ impl Default for Config {
                 only_listed_countries: false,
                 free_from: None,
             },
-            tax: TaxSection {
-                rates: demo.tax.by_country,
-                default_bp: demo.tax.default_bp,
-            },
+            tax: TaxSection { rates: demo.tax.by_country, default_bp: demo.tax.default_bp },
             jobs: JobsSection::default(),
         }
     }
@@ -113,6 +112,7 @@ impl Default for StoreSection {
             max_cart_lines: limits.max_lines,
             max_quantity_per_line: limits.max_quantity,
             max_db_connections: 16,
+            catalog_cache_ms: 1000,
         }
     }
 }
@@ -131,9 +131,7 @@ impl Default for TaxSection {
 
 impl Default for JobsSection {
     fn default() -> Self {
-        JobsSection {
-            expiry_interval_seconds: 30,
-        }
+        JobsSection { expiry_interval_seconds: 30 }
     }
 }
 
@@ -168,9 +166,7 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
             Ok(())
         }
         [first, rest @ ..] => {
-            let entry = table
-                .entry(first.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             match entry {
                 toml::Value::Table(t) => set_path(t, rest, value),
                 _ => bail!("`{first}` is not a section"),
@@ -189,11 +185,7 @@ pub struct Overrides {
 }
 
 /// Reads the file (if any) and the environment into one config.
-pub fn load(
-    file: Option<&Path>,
-    env: impl Iterator<Item = (String, String)>,
-    flags: &Overrides,
-) -> Result<Config> {
+pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>, flags: &Overrides) -> Result<Config> {
     let default_file = Path::new("storefort.toml");
     let mut table = match file {
         Some(path) => read_table(path)?,
@@ -204,16 +196,12 @@ pub fn load(
     env.sort();
     for (name, raw) in env {
         if let Some(path) = env_key(&name) {
-            set_path(&mut table, &path, env_value(&raw))
-                .with_context(|| format!("environment variable {name}"))?;
+            set_path(&mut table, &path, env_value(&raw)).with_context(|| format!("environment variable {name}"))?;
         }
     }
     let flag_values = [
         ("listen", flags.listen.clone()),
-        (
-            "data_dir",
-            flags.data_dir.as_ref().map(|p| p.display().to_string()),
-        ),
+        ("data_dir", flags.data_dir.as_ref().map(|p| p.display().to_string())),
         ("database_url", flags.database_url.clone()),
         ("log_format", flags.log_format.clone()),
     ];
@@ -222,16 +210,13 @@ pub fn load(
             table.insert(key.into(), toml::Value::String(v));
         }
     }
-    let config: Config =
-        Config::deserialize(table).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let config: Config = Config::deserialize(table).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     Ok(config)
 }
 
 fn read_table(path: &Path) -> Result<toml::Table> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    text.parse::<toml::Table>()
-        .map_err(|e| anyhow::anyhow!("{} is not valid TOML: {e}", path.display()))
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    text.parse::<toml::Table>().map_err(|e| anyhow::anyhow!("{} is not valid TOML: {e}", path.display()))
 }
 
 fn key_error(key: &str, message: impl std::fmt::Display) -> anyhow::Error {
@@ -241,9 +226,7 @@ fn key_error(key: &str, message: impl std::fmt::Display) -> anyhow::Error {
 impl Config {
     /// The listen address, checked.
     pub fn listen_addr(&self) -> Result<SocketAddr> {
-        self.listen
-            .parse()
-            .map_err(|_| key_error("listen", "must be an address such as 127.0.0.1:8080"))
+        self.listen.parse().map_err(|_| key_error("listen", "must be an address such as 127.0.0.1:8080"))
     }
 
     /// The database URL, defaulting to SQLite in the data dir.
@@ -252,15 +235,10 @@ impl Config {
             let path = self.data_dir.join("storefort.db");
             return Ok(format!("sqlite://{}?mode=rwc", path.display()));
         }
-        if self.database_url.starts_with("postgres://")
-            || self.database_url.starts_with("postgresql://")
-        {
+        if self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://") {
             return Ok(self.database_url.clone());
         }
-        Err(key_error(
-            "database_url",
-            "must be empty (SQLite in data_dir) or start with postgres://",
-        ))
+        Err(key_error("database_url", "must be empty (SQLite in data_dir) or start with postgres://"))
     }
 
     /// Checks every value and builds the store's business settings.
@@ -273,44 +251,33 @@ impl Config {
         let s = &self.store;
         let currency = Currency::parse(&s.currency)
             .map_err(|_| key_error("store.currency", "must be an ISO 4217 code such as EUR"))?;
-        let name =
-            storefort_core::text::clean(&s.name, 100).map_err(|e| key_error("store.name", e))?;
+        let name = storefort_core::text::clean(&s.name, 100).map_err(|e| key_error("store.name", e))?;
         if !(1..=24 * 60).contains(&s.order_expiry_minutes) {
             return Err(key_error("store.order_expiry_minutes", "must be 1 to 1440"));
         }
         if !(1024..=16 * 1024 * 1024).contains(&s.max_body_bytes) {
-            return Err(key_error(
-                "store.max_body_bytes",
-                "must be 1024 to 16777216",
-            ));
+            return Err(key_error("store.max_body_bytes", "must be 1024 to 16777216"));
         }
         if !(1..=300).contains(&s.request_timeout_seconds) {
-            return Err(key_error(
-                "store.request_timeout_seconds",
-                "must be 1 to 300",
-            ));
+            return Err(key_error("store.request_timeout_seconds", "must be 1 to 300"));
         }
         if !(1..=500).contains(&s.max_cart_lines) {
             return Err(key_error("store.max_cart_lines", "must be 1 to 500"));
         }
         if !(1..=10_000).contains(&s.max_quantity_per_line) {
-            return Err(key_error(
-                "store.max_quantity_per_line",
-                "must be 1 to 10000",
-            ));
+            return Err(key_error("store.max_quantity_per_line", "must be 1 to 10000"));
         }
         if !(1..=200).contains(&s.max_db_connections) {
             return Err(key_error("store.max_db_connections", "must be 1 to 200"));
         }
+        if s.catalog_cache_ms > 60_000 {
+            return Err(key_error("store.catalog_cache_ms", "must be 0 to 60000"));
+        }
         if !(1..=3600).contains(&self.jobs.expiry_interval_seconds) {
-            return Err(key_error(
-                "jobs.expiry_interval_seconds",
-                "must be 1 to 3600",
-            ));
+            return Err(key_error("jobs.expiry_interval_seconds", "must be 1 to 3600"));
         }
         for (country, rate) in &self.shipping.rates {
-            CountryCode::parse(country)
-                .map_err(|e| key_error(&format!("shipping.rates.{country}"), e))?;
+            CountryCode::parse(country).map_err(|e| key_error(&format!("shipping.rates.{country}"), e))?;
             check_amount(&format!("shipping.rates.{country}"), *rate)?;
         }
         if let Some(r) = self.shipping.rest_of_world {
@@ -320,8 +287,7 @@ impl Config {
             check_amount("shipping.free_from", r)?;
         }
         for (country, bp) in &self.tax.rates {
-            CountryCode::parse(country)
-                .map_err(|e| key_error(&format!("tax.rates.{country}"), e))?;
+            CountryCode::parse(country).map_err(|e| key_error(&format!("tax.rates.{country}"), e))?;
             check_rate(&format!("tax.rates.{country}"), *bp)?;
         }
         check_rate("tax.default_bp", self.tax.default_bp)?;
@@ -330,42 +296,25 @@ impl Config {
             currency,
             shipping: ShippingTable {
                 by_country: self.shipping.rates.clone(),
-                rest_of_world: if self.shipping.only_listed_countries {
-                    None
-                } else {
-                    self.shipping.rest_of_world
-                },
+                rest_of_world: if self.shipping.only_listed_countries { None } else { self.shipping.rest_of_world },
                 free_from: self.shipping.free_from,
             },
-            tax: TaxTable {
-                by_country: self.tax.rates.clone(),
-                default_bp: self.tax.default_bp,
-            },
-            cart_limits: CartLimits {
-                max_lines: s.max_cart_lines,
-                max_quantity: s.max_quantity_per_line,
-            },
+            tax: TaxTable { by_country: self.tax.rates.clone(), default_bp: self.tax.default_bp },
+            cart_limits: CartLimits { max_lines: s.max_cart_lines, max_quantity: s.max_quantity_per_line },
             order_expiry: Duration::from_secs(s.order_expiry_minutes * 60),
             max_body_bytes: s.max_body_bytes,
             request_timeout: Duration::from_secs(s.request_timeout_seconds),
+            catalog_cache_ttl: Duration::from_millis(s.catalog_cache_ms),
         })
     }
 }
 
 fn check_amount(key: &str, amount: i64) -> Result<()> {
-    if (0..=100_000_000).contains(&amount) {
-        Ok(())
-    } else {
-        Err(key_error(key, "must be 0 to 100000000 minor units"))
-    }
+    if (0..=100_000_000).contains(&amount) { Ok(()) } else { Err(key_error(key, "must be 0 to 100000000 minor units")) }
 }
 
 fn check_rate(key: &str, bp: u32) -> Result<()> {
-    if bp <= 10_000 {
-        Ok(())
-    } else {
-        Err(key_error(key, "must be 0 to 10000 basis points"))
-    }
+    if bp <= 10_000 { Ok(()) } else { Err(key_error(key, "must be 0 to 10000 basis points")) }
 }
 
 #[cfg(test)]
@@ -402,52 +351,25 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let c = load_str("[store]\ncurrency = \"EURO\"\n", &[]).expect("parses");
-        assert!(
-            c.settings()
-                .expect_err("bad")
-                .to_string()
-                .contains("store.currency")
-        );
+        assert!(c.settings().expect_err("bad").to_string().contains("store.currency"));
         let c = load_str("[tax.rates]\nXX = 100\n", &[]).expect("parses");
-        assert!(
-            c.settings()
-                .expect_err("bad")
-                .to_string()
-                .contains("tax.rates.XX")
-        );
+        assert!(c.settings().expect_err("bad").to_string().contains("tax.rates.XX"));
         let c = load_str("[shipping]\nonly_listed_countries = true\n", &[]).expect("parses");
         let settings = c.settings().expect("valid");
-        assert_eq!(
-            (
-                settings.shipping.rest_of_world,
-                settings.shipping.by_country.len()
-            ),
-            (None, 4)
-        );
+        assert_eq!((settings.shipping.rest_of_world, settings.shipping.by_country.len()), (None, 4));
         let c = load_str("database_url = \"mysql://x\"\n", &[]).expect("parses");
-        assert!(
-            c.settings()
-                .expect_err("bad")
-                .to_string()
-                .contains("database_url")
-        );
+        assert!(c.settings().expect_err("bad").to_string().contains("database_url"));
     }
 
     #[test]
     fn env_overrides_file_and_flags_override_env() {
         let c = load_str(
             "[store]\norder_expiry_minutes = 10\n",
-            &[
-                ("STOREFORT_STORE__ORDER_EXPIRY_MINUTES", "15"),
-                ("STOREFORT_TEST_POSTGRES_URL", "x"),
-            ],
+            &[("STOREFORT_STORE__ORDER_EXPIRY_MINUTES", "15"), ("STOREFORT_TEST_POSTGRES_URL", "x")],
         )
         .expect("loads");
         assert_eq!(c.store.order_expiry_minutes, 15);
-        let flags = Overrides {
-            listen: Some("127.0.0.1:9999".into()),
-            ..Default::default()
-        };
+        let flags = Overrides { listen: Some("127.0.0.1:9999".into()), ..Default::default() };
         let env = [("STOREFORT_LISTEN".to_owned(), "127.0.0.1:1".to_owned())].into_iter();
         let c = load(Some(Path::new("/nonexistent-but-not-read")), env, &flags);
         assert!(c.is_err(), "a named file that does not exist is an error");

@@ -11,8 +11,7 @@ use storefort_web::ServerKey;
 /// Loads the server key, creating it on first start.
 pub fn load_or_create(data_dir: &Path) -> Result<ServerKey> {
     if let Ok(hex_key) = std::env::var("STOREFORT_SERVER_KEY") {
-        return parse_hex(hex_key.trim())
-            .context("STOREFORT_SERVER_KEY must be 64 hexadecimal characters");
+        return parse_hex(hex_key.trim()).context("STOREFORT_SERVER_KEY must be 64 hexadecimal characters");
     }
     let path = data_dir.join("server.key");
     match std::fs::metadata(&path) {
@@ -25,11 +24,10 @@ pub fn load_or_create(data_dir: &Path) -> Result<ServerKey> {
                     path.display()
                 );
             }
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let key: [u8; 32] = bytes.try_into().map_err(|_| {
-                anyhow::anyhow!("{} is not a 32-byte key; refusing to start", path.display())
-            })?;
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let key: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key; refusing to start", path.display()))?;
             Ok(ServerKey::from_bytes(key))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

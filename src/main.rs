@@ -10,11 +10,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "storefort",
-    version,
-    about = "A secure-by-default online store engine"
-)]
+#[command(name = "storefort", version, about = "A secure-by-default online store engine")]
 struct Cli {
     /// Configuration file (default: ./storefort.toml when it exists).
     #[arg(long, global = true, env = "STOREFORT_CONFIG")]
@@ -96,29 +92,19 @@ fn load(cli_config: Option<&std::path::Path>, flags: &config::Overrides) -> Resu
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Serve {
-            listen,
-            demo,
-            common,
-        } => {
+        Command::Serve { listen, demo, common } => {
             let cfg = load(cli.config.as_deref(), &overrides(listen, common))?;
             runtime.block_on(serve::serve(cfg, demo))
         }
-        Command::Config {
-            command: ConfigCommand::Check { listen, common },
-        } => {
+        Command::Config { command: ConfigCommand::Check { listen, common } } => {
             let cfg = load(cli.config.as_deref(), &overrides(listen, common))?;
             cfg.settings()?;
             println!("configuration is valid");
             Ok(())
         }
-        Command::Admin {
-            command: AdminCommand::ResetToken { common },
-        } => {
+        Command::Admin { command: AdminCommand::ResetToken { common } } => {
             let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
             runtime.block_on(serve::reset_admin_token(cfg))
         }

@@ -13,9 +13,7 @@ use tokio::sync::watch;
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STOREFORT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if format == "json" {
         builder.json().flatten_event(true).init();
     } else {
@@ -33,16 +31,10 @@ fn prepare_data_dir(cfg: &Config) -> Result<()> {
 
 async fn open_store(cfg: &Config) -> Result<Store> {
     let url = cfg.database_url()?;
-    let options = StoreOptions {
-        url,
-        max_connections: cfg.store.max_db_connections,
-    };
+    let options = StoreOptions { url, max_connections: cfg.store.max_db_connections };
     // The URL may hold a password: errors name the backend, never the URL.
     Store::open(&options).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the database: {e} ({:?})",
-            std::error::Error::source(&e).map(ToString::to_string)
-        )
+        anyhow::anyhow!("cannot open the database: {e} ({:?})", std::error::Error::source(&e).map(ToString::to_string))
     })
 }
 
@@ -89,15 +81,12 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
         stop_rx.clone(),
     ));
     let addr = cfg.listen_addr()?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(address = %addr, "storefort listening on http://{addr}");
     let mut stop_signal = stop_rx.clone();
-    let server =
-        axum::serve(listener, storefort_web::app(state)).with_graceful_shutdown(async move {
-            let _ = stop_signal.changed().await;
-        });
+    let server = axum::serve(listener, storefort_web::app(state)).with_graceful_shutdown(async move {
+        let _ = stop_signal.changed().await;
+    });
     let server = tokio::spawn(async move { server.await });
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");

@@ -8,9 +8,7 @@ use storefort_web::Clock;
 #[tokio::test]
 async fn browse_search_and_paginate_the_demo_catalog() {
     let app = spawn().await;
-    let added = storefort_web::demo::seed_if_empty(&app.store, "EUR", app.clock.now_ms())
-        .await
-        .expect("seed");
+    let added = storefort_web::demo::seed_if_empty(&app.store, "EUR", app.clock.now_ms()).await.expect("seed");
     assert!(added >= 20);
     let r = app.get("/api/v1/products?limit=10").await;
     assert_eq!(r.status, 200);
@@ -42,12 +40,8 @@ async fn browse_search_and_paginate_the_demo_catalog() {
     assert_eq!(seen.len(), added);
 
     let r = app.get("/api/v1/products?q=ESPRESSO").await;
-    let titles: Vec<_> = r.body["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|p| p["title"].as_str().unwrap_or(""))
-        .collect();
+    let titles: Vec<_> =
+        r.body["items"].as_array().expect("items").iter().map(|p| p["title"].as_str().unwrap_or("")).collect();
     assert!(titles.contains(&"House Espresso Blend"), "{titles:?}");
     // LIKE wildcards are literal text.
     let r = app.get("/api/v1/products?q=%25").await;
@@ -67,23 +61,10 @@ async fn checkout_snapshots_the_order_and_the_token_guards_it() {
     let a = app.product("Mug", 1250, 10).await;
     let b = app.product("Beans", 990, 10).await;
     let cart = app.cart_with(&a, 2).await;
-    let r = app
-        .post(
-            &format!("/api/v1/carts/{cart}/lines"),
-            json!({"variant_id": b, "quantity": 1}),
-        )
-        .await;
+    let r = app.post(&format!("/api/v1/carts/{cart}/lines"), json!({"variant_id": b, "quantity": 1})).await;
     assert_eq!(r.status, 200);
-    let r = app
-        .post(
-            &format!("/api/v1/carts/{cart}/lines"),
-            json!({"variant_id": b, "quantity": 2}),
-        )
-        .await;
-    assert_eq!(
-        r.body["lines"][1]["quantity"], 3,
-        "adding again merges lines"
-    );
+    let r = app.post(&format!("/api/v1/carts/{cart}/lines"), json!({"variant_id": b, "quantity": 2})).await;
+    assert_eq!(r.body["lines"][1]["quantity"], 3, "adding again merges lines");
     assert_eq!(r.body["subtotal"]["amount"], 2 * 1250 + 3 * 990);
 
     let r = app.post("/api/v1/checkout", checkout_body(&cart)).await;
@@ -103,13 +84,7 @@ async fn checkout_snapshots_the_order_and_the_token_guards_it() {
     // Stock is reserved, not yet sold.
     assert_eq!(app.store.stock_counts(&a).await.expect("counts"), (8, 2, 0));
 
-    let ok = app
-        .client
-        .get(app.url(&format!("/api/v1/orders/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("send");
+    let ok = app.client.get(app.url(&format!("/api/v1/orders/{id}"))).bearer_auth(&token).send().await.expect("send");
     assert_eq!(ok.status(), 200);
     for bad in [None, Some("wrong"), Some(token.get(..42).unwrap_or(""))] {
         let mut req = app.client.get(app.url(&format!("/api/v1/orders/{id}")));
@@ -124,12 +99,7 @@ async fn checkout_snapshots_the_order_and_the_token_guards_it() {
     let other = app.post("/api/v1/checkout", checkout_body(&cart2)).await;
     let other_id = other.body["order"]["id"].as_str().expect("id");
     let r = crate::support::read(
-        app.client
-            .get(app.url(&format!("/api/v1/orders/{other_id}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("send"),
+        app.client.get(app.url(&format!("/api/v1/orders/{other_id}"))).bearer_auth(&token).send().await.expect("send"),
     )
     .await;
     assert_eq!(r.status, 401);
@@ -137,12 +107,7 @@ async fn checkout_snapshots_the_order_and_the_token_guards_it() {
     // The same cart cannot be checked out twice.
     let r = app.post("/api/v1/checkout", checkout_body(&cart)).await;
     assert_eq!((r.status, r.code()), (409, "cart_checked_out"));
-    let r = app
-        .post(
-            &format!("/api/v1/carts/{cart}/lines"),
-            json!({"variant_id": a, "quantity": 1}),
-        )
-        .await;
+    let r = app.post(&format!("/api/v1/carts/{cart}/lines"), json!({"variant_id": a, "quantity": 1})).await;
     assert_eq!((r.status, r.code()), (409, "cart_checked_out"));
 }
 
@@ -150,6 +115,9 @@ async fn checkout_snapshots_the_order_and_the_token_guards_it() {
 async fn price_changes_never_touch_placed_orders_and_clients_cannot_send_prices() {
     let app = spawn().await;
     let v = app.product("Kettle", 5900, 5).await;
+    let product = app.state.store().variant(&v).await.expect("variant").product_id;
+    let shown = app.get(&format!("/api/v1/products/{product}")).await;
+    assert_eq!(shown.body["variants"][0]["price"]["amount"], 5900);
     let cart = app.cart_with(&v, 1).await;
     let placed = app.post("/api/v1/checkout", checkout_body(&cart)).await;
     assert_eq!(placed.status, 201);
@@ -162,48 +130,33 @@ async fn price_changes_never_touch_placed_orders_and_clients_cannot_send_prices(
             Some(json!({"amount": 9900, "currency": "EUR"})),
         )
         .await;
-    assert_eq!(
-        (r.status, r.body["price"]["amount"].as_i64()),
-        (200, Some(9900))
-    );
-    let after = app
-        .admin(Method::GET, &format!("/api/v1/admin/orders/{id}"), None)
-        .await;
+    assert_eq!((r.status, r.body["price"]["amount"].as_i64()), (200, Some(9900)));
+    // The catalog shows the new price at once, despite its cache.
+    let product = app.state.store().variant(&v).await.expect("variant").product_id;
+    let shown = app.get(&format!("/api/v1/products/{product}")).await;
+    assert_eq!(shown.body["variants"][0]["price"]["amount"], 9900);
+    let after = app.admin(Method::GET, &format!("/api/v1/admin/orders/{id}"), None).await;
     assert_eq!(after.body["lines"], placed.body["order"]["lines"]);
     assert_eq!(after.body["total"], placed.body["order"]["total"]);
     assert_eq!(after.body["lines"][0]["unit_price"]["amount"], 5900);
 
     // A body with a price or total is refused, whatever its value.
-    for (field, value) in [
-        ("total", json!({"amount": 1, "currency": "EUR"})),
-        ("price", json!(1)),
-        ("unit_price", json!(1)),
-    ] {
+    for (field, value) in
+        [("total", json!({"amount": 1, "currency": "EUR"})), ("price", json!(1)), ("unit_price", json!(1))]
+    {
         let cart = app.cart_with(&v, 1).await;
         let mut body = checkout_body(&cart);
         body[field] = value;
         let r = app.post("/api/v1/checkout", body).await;
-        assert_eq!(
-            (r.status, r.code(), r.body["error"]["field"].as_str()),
-            (422, "unknown_field", Some(field))
-        );
+        assert_eq!((r.status, r.code(), r.body["error"]["field"].as_str()), (422, "unknown_field", Some(field)));
     }
     let cart = app.cart();
     let cart = cart.await;
-    let r = app
-        .post(
-            &format!("/api/v1/carts/{cart}/lines"),
-            json!({"variant_id": v, "quantity": 1, "price": 1}),
-        )
-        .await;
+    let r = app.post(&format!("/api/v1/carts/{cart}/lines"), json!({"variant_id": v, "quantity": 1, "price": 1})).await;
     assert_eq!((r.status, r.code()), (422, "unknown_field"));
     // Admin price in another currency or negative.
     let r = app
-        .admin(
-            Method::PUT,
-            &format!("/api/v1/admin/variants/{v}/price"),
-            Some(json!({"amount": 1, "currency": "USD"})),
-        )
+        .admin(Method::PUT, &format!("/api/v1/admin/variants/{v}/price"), Some(json!({"amount": 1, "currency": "USD"})))
         .await;
     assert_eq!((r.status, r.code()), (422, "currency_mismatch"));
     let r = app
@@ -233,12 +186,7 @@ async fn order_state_machine_moves_stock_and_refuses_illegal_transitions() {
     let set = |id: String, status: &'static str| {
         let app = &app;
         async move {
-            app.admin(
-                Method::POST,
-                &format!("/api/v1/admin/orders/{id}/status"),
-                Some(json!({"status": status})),
-            )
-            .await
+            app.admin(Method::POST, &format!("/api/v1/admin/orders/{id}/status"), Some(json!({"status": status}))).await
         }
     };
     let paid = place(2).await;
@@ -273,44 +221,20 @@ async fn unpaid_orders_expire_and_release_their_stock() {
     assert_eq!(app.store.stock_counts(&v).await.expect("counts"), (1, 3, 0));
     // Not yet due.
     app.clock.advance_ms(29 * 60 * 1000);
-    assert_eq!(
-        storefort_web::jobs::expire_orders_once(&app.state)
-            .await
-            .expect("sweep"),
-        0
-    );
+    assert_eq!(storefort_web::jobs::expire_orders_once(&app.state).await.expect("sweep"), 0);
     app.clock.advance_ms(60 * 1000 + 1);
-    assert_eq!(
-        storefort_web::jobs::expire_orders_once(&app.state)
-            .await
-            .expect("sweep"),
-        1
-    );
+    assert_eq!(storefort_web::jobs::expire_orders_once(&app.state).await.expect("sweep"), 1);
     assert_eq!(app.store.stock_counts(&v).await.expect("counts"), (4, 0, 0));
-    let r = app
-        .admin(Method::GET, &format!("/api/v1/admin/orders/{id}"), None)
-        .await;
+    let r = app.admin(Method::GET, &format!("/api/v1/admin/orders/{id}"), None).await;
     assert_eq!(r.body["status"], "cancelled");
     // Paying an expired order is refused.
-    let r = app
-        .admin(
-            Method::POST,
-            &format!("/api/v1/admin/orders/{id}/status"),
-            Some(json!({"status": "paid"})),
-        )
-        .await;
+    let r =
+        app.admin(Method::POST, &format!("/api/v1/admin/orders/{id}/status"), Some(json!({"status": "paid"}))).await;
     assert_eq!((r.status, r.code()), (409, "invalid_transition"));
     let events = app.admin(Method::GET, "/api/v1/admin/events", None).await;
-    let kinds: Vec<_> = events.body["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap_or(""))
-        .collect();
-    assert!(
-        kinds.contains(&"order_expired") && kinds.contains(&"order_placed"),
-        "{kinds:?}"
-    );
+    let kinds: Vec<_> =
+        events.body["items"].as_array().expect("items").iter().map(|e| e["kind"].as_str().unwrap_or("")).collect();
+    assert!(kinds.contains(&"order_expired") && kinds.contains(&"order_placed"), "{kinds:?}");
 }
 
 #[tokio::test]
@@ -339,13 +263,7 @@ async fn idempotency_key_replays_the_same_order_and_refuses_a_different_body() {
     assert_eq!(again.status, 201);
     assert_eq!(again.body["order"]["id"], first.body["order"]["id"]);
     assert_eq!(again.body["access_token"], first.body["access_token"]);
-    assert_eq!(
-        again
-            .headers
-            .get("idempotent-replayed")
-            .and_then(|v| v.to_str().ok()),
-        Some("true")
-    );
+    assert_eq!(again.headers.get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
     let mut changed = checkout_body(&cart);
     changed["email"] = json!("someone-else@example.com");
     let r = send(changed, "key-1").await;
@@ -362,6 +280,16 @@ async fn idempotency_key_replays_the_same_order_and_refuses_a_different_body() {
     )
     .await;
     assert_eq!((r.status, r.code()), (400, "invalid_idempotency_key"));
+
+    // After a day the key is forgotten: the same key is a new request.
+    app.clock.advance_ms(storefort_web::jobs::IDEMPOTENCY_RETENTION_MS + 1);
+    let removed =
+        app.store.purge_idempotency_keys(app.clock.now_ms() - storefort_web::jobs::IDEMPOTENCY_RETENTION_MS).await;
+    assert_eq!(removed.expect("purge"), 1);
+    let mut changed = checkout_body(&cart);
+    changed["email"] = json!("someone-else@example.com");
+    let r = send(changed, "key-1").await;
+    assert_eq!((r.status, r.code()), (409, "cart_checked_out"));
 }
 
 #[tokio::test]
@@ -369,15 +297,8 @@ async fn admin_routes_need_the_bootstrap_token_and_failures_are_recorded() {
     let app = spawn().await;
     let v = app.product("Apron", 5490, 3).await;
     let path = format!("/api/v1/admin/variants/{v}/stock");
-    for token in [
-        None,
-        Some("not-a-token"),
-        Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
-    ] {
-        let mut req = app
-            .client
-            .put(app.url(&path))
-            .json(&json!({"available": 100}));
+    for token in [None, Some("not-a-token"), Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")] {
+        let mut req = app.client.put(app.url(&path)).json(&json!({"available": 100}));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -385,36 +306,15 @@ async fn admin_routes_need_the_bootstrap_token_and_failures_are_recorded() {
         assert_eq!((r.status, r.code()), (401, "unauthorized"));
     }
     assert_eq!(app.store.stock_counts(&v).await.expect("counts"), (3, 0, 0));
-    let r = app
-        .admin(Method::PUT, &path, Some(json!({"available": 100})))
-        .await;
+    let r = app.admin(Method::PUT, &path, Some(json!({"available": 100}))).await;
     assert_eq!((r.status, r.body["available"].as_i64()), (200, Some(100)));
-    let r = app
-        .admin(Method::PUT, &path, Some(json!({"available": -1})))
-        .await;
+    let r = app.admin(Method::PUT, &path, Some(json!({"available": -1}))).await;
     assert_eq!((r.status, r.code()), (422, "invalid_field"));
-    let events = app
-        .admin(Method::GET, "/api/v1/admin/events?limit=50", None)
-        .await;
+    let events = app.admin(Method::GET, "/api/v1/admin/events?limit=50", None).await;
     let items = events.body["items"].as_array().expect("items");
-    assert_eq!(
-        items
-            .iter()
-            .filter(|e| e["kind"] == "admin_auth_failed")
-            .count(),
-        3
-    );
-    let stock = items
-        .iter()
-        .find(|e| e["kind"] == "stock_changed")
-        .expect("stock event");
-    assert_eq!(
-        (
-            stock["detail"]["old"].as_i64(),
-            stock["detail"]["new"].as_i64()
-        ),
-        (Some(3), Some(100))
-    );
+    assert_eq!(items.iter().filter(|e| e["kind"] == "admin_auth_failed").count(), 3);
+    let stock = items.iter().find(|e| e["kind"] == "stock_changed").expect("stock event");
+    assert_eq!((stock["detail"]["old"].as_i64(), stock["detail"]["new"].as_i64()), (Some(3), Some(100)));
     assert_eq!(stock["target"].as_str(), Some(v.as_str()));
     assert!(stock["request_id"].is_string());
 }
@@ -446,27 +346,12 @@ async fn validation_names_the_field_and_every_response_has_a_request_id() {
         let mut body = checkout_body(&cart);
         body[key] = value;
         let r = app.post("/api/v1/checkout", body).await;
-        assert_eq!(
-            (r.status, r.body["error"]["field"].as_str()),
-            (422, Some(field)),
-            "{}",
-            r.body
-        );
+        assert_eq!((r.status, r.body["error"]["field"].as_str()), (422, Some(field)), "{}", r.body);
         assert!(r.headers.contains_key("x-request-id"));
     }
-    let r = app
-        .post(
-            &format!("/api/v1/carts/{cart}/lines"),
-            json!({"variant_id": v, "quantity": 0}),
-        )
-        .await;
+    let r = app.post(&format!("/api/v1/carts/{cart}/lines"), json!({"variant_id": v, "quantity": 0})).await;
     assert_eq!((r.status, r.code()), (422, "quantity_out_of_range"));
-    let r = app
-        .post(
-            &format!("/api/v1/carts/{cart}/lines"),
-            json!({"variant_id": v, "quantity": 10}),
-        )
-        .await;
+    let r = app.post(&format!("/api/v1/carts/{cart}/lines"), json!({"variant_id": v, "quantity": 10})).await;
     assert_eq!((r.status, r.code()), (409, "out_of_stock"));
     let empty = app.cart().await;
     let r = app.post("/api/v1/checkout", checkout_body(&empty)).await;

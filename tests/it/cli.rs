@@ -16,33 +16,17 @@ fn storefort() -> Command {
 #[test]
 fn config_check_accepts_defaults_and_names_bad_keys() {
     let dir = tempfile::tempdir().expect("dir");
-    let ok = storefort()
-        .current_dir(dir.path())
-        .args(["config", "check"])
-        .output()
-        .expect("run");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    let ok = storefort().current_dir(dir.path()).args(["config", "check"]).output().expect("run");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
 
     let file = dir.path().join("storefort.toml");
     std::fs::write(&file, "[store]\ncurrancy = \"EUR\"\n").expect("write");
-    let bad = storefort()
-        .current_dir(dir.path())
-        .args(["config", "check"])
-        .output()
-        .expect("run");
+    let bad = storefort().current_dir(dir.path()).args(["config", "check"]).output().expect("run");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("currancy"));
 
     std::fs::write(&file, "[store]\ncurrency = \"EURO\"\n").expect("write");
-    let bad = storefort()
-        .current_dir(dir.path())
-        .args(["config", "check"])
-        .output()
-        .expect("run");
+    let bad = storefort().current_dir(dir.path()).args(["config", "check"]).output().expect("run");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("store.currency"));
 
     std::fs::remove_file(&file).expect("rm");

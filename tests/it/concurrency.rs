@@ -7,15 +7,9 @@ use futures::future::join_all;
 /// Fires one checkout per cart, all at once; returns the statuses and codes.
 async fn checkout_all(app: &TestApp, carts: &[String]) -> Vec<(u16, String)> {
     let sends = carts.iter().map(|cart| async move {
-        let r = read(
-            app.client
-                .post(app.url("/api/v1/checkout"))
-                .json(&checkout_body(cart))
-                .send()
-                .await
-                .expect("send"),
-        )
-        .await;
+        let r =
+            read(app.client.post(app.url("/api/v1/checkout")).json(&checkout_body(cart)).send().await.expect("send"))
+                .await;
         (r.status, r.code().to_owned())
     });
     join_all(sends).await
@@ -35,20 +29,10 @@ async fn oversell_check(stock: i64, buyers: usize) {
     let carts = carts_for(&app, &v, buyers).await;
     let results = checkout_all(&app, &carts).await;
     let placed = results.iter().filter(|(s, _)| *s == 201).count();
-    let refused = results
-        .iter()
-        .filter(|(s, c)| *s == 409 && c == "out_of_stock")
-        .count();
+    let refused = results.iter().filter(|(s, c)| *s == 409 && c == "out_of_stock").count();
     assert_eq!(placed as i64, stock, "{results:?}");
-    assert_eq!(
-        placed + refused,
-        buyers,
-        "every other answer is a clean out_of_stock: {results:?}"
-    );
-    assert_eq!(
-        app.store.stock_counts(&v).await.expect("counts"),
-        (0, stock, 0)
-    );
+    assert_eq!(placed + refused, buyers, "every other answer is a clean out_of_stock: {results:?}");
+    assert_eq!(app.store.stock_counts(&v).await.expect("counts"), (0, stock, 0));
     assert_eq!(app.store.order_count().await.expect("count"), stock);
 }
 
@@ -94,8 +78,5 @@ async fn one_checkout_sent_ten_times_at_once_with_one_key_makes_one_order() {
         .collect();
     assert_eq!(ids.len(), 1);
     assert_eq!(app.store.order_count().await.expect("count"), 1);
-    assert_eq!(
-        app.store.stock_counts(&v).await.expect("counts"),
-        (98, 2, 0)
-    );
+    assert_eq!(app.store.stock_counts(&v).await.expect("counts"), (98, 2, 0));
 }

@@ -11,10 +11,7 @@ use storefort_store::{Store, StoreOptions};
 use tokio::process::{Child, Command};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 fn start(data_dir: &std::path::Path, port: u16, db_url: &str) -> Child {
@@ -53,20 +50,10 @@ async fn all_variants(client: &reqwest::Client, base: &str) -> HashMap<String, i
         } else {
             format!("{base}/api/v1/products?limit=100&cursor={cursor}")
         };
-        let page: Value = client
-            .get(url)
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
+        let page: Value = client.get(url).send().await.expect("list").json().await.expect("json");
         for p in page["items"].as_array().expect("items") {
             for v in p["variants"].as_array().expect("variants") {
-                stock.insert(
-                    v["id"].as_str().expect("id").to_owned(),
-                    v["available"].as_i64().expect("available"),
-                );
+                stock.insert(v["id"].as_str().expect("id").to_owned(), v["available"].as_i64().expect("available"));
             }
         }
         match page["next"].as_str() {
@@ -86,9 +73,7 @@ async fn shop(
 ) {
     let mut i = seed;
     loop {
-        i = i
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let variant = &variants[(i >> 33) % variants.len()];
         let Ok(r) = client.post(format!("{base}/api/v1/carts")).send().await else {
             return;
@@ -100,21 +85,10 @@ async fn shop(
             return;
         };
         let line = json!({"variant_id": variant, "quantity": 1});
-        if client
-            .post(format!("{base}/api/v1/carts/{cart}/lines"))
-            .json(&line)
-            .send()
-            .await
-            .is_err()
-        {
+        if client.post(format!("{base}/api/v1/carts/{cart}/lines")).json(&line).send().await.is_err() {
             return;
         }
-        let Ok(r) = client
-            .post(format!("{base}/api/v1/checkout"))
-            .json(&checkout_body(&cart))
-            .send()
-            .await
-        else {
+        let Ok(r) = client.post(format!("{base}/api/v1/checkout")).json(&checkout_body(&cart)).send().await else {
             return;
         };
         if r.status() != 201 {
@@ -136,10 +110,7 @@ async fn acknowledged_orders_survive_kill_9_and_stock_adds_up() {
     let db_url = fresh_database_url(&dir).await;
     // On SQLite the server keeps its database in the data dir.
     let db_url = if db_url.starts_with("sqlite:") {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("storefort.db").display()
-        )
+        format!("sqlite://{}?mode=rwc", dir.path().join("storefort.db").display())
     } else {
         db_url
     };
@@ -154,17 +125,8 @@ async fn acknowledged_orders_survive_kill_9_and_stock_adds_up() {
     let variants: Arc<Vec<String>> = Arc::new(initial.keys().cloned().collect());
 
     let acked = Arc::new(Mutex::new(Vec::new()));
-    let shoppers: Vec<_> = (0..16)
-        .map(|s| {
-            tokio::spawn(shop(
-                client.clone(),
-                base.clone(),
-                variants.clone(),
-                s,
-                acked.clone(),
-            ))
-        })
-        .collect();
+    let shoppers: Vec<_> =
+        (0..16).map(|s| tokio::spawn(shop(client.clone(), base.clone(), variants.clone(), s, acked.clone()))).collect();
     // Let orders flow, then pull the plug mid-stream.
     let start_time = Instant::now();
     while acked.lock().expect("lock").len() < 30 && start_time.elapsed() < Duration::from_secs(30) {
@@ -176,45 +138,63 @@ async fn acknowledged_orders_survive_kill_9_and_stock_adds_up() {
         let _ = s.await;
     }
     let acked = acked.lock().expect("lock").clone();
-    assert!(
-        acked.len() >= 30,
-        "only {} orders before the kill",
-        acked.len()
-    );
+    assert!(acked.len() >= 30, "only {} orders before the kill", acked.len());
 
     let mut server = start(dir.path(), port, &db_url);
     wait_ready(&client, &base).await;
     for (id, token) in &acked {
-        let r = client
-            .get(format!("{base}/api/v1/orders/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("get order");
+        let r = client.get(format!("{base}/api/v1/orders/{id}")).bearer_auth(token).send().await.expect("get order");
         assert_eq!(r.status(), 200, "acknowledged order {id} was lost");
     }
     server.start_kill().expect("stop");
     let _ = server.wait().await;
 
-    let store = Store::open(&StoreOptions {
-        url: db_url.clone(),
-        max_connections: 2,
-    })
-    .await
-    .expect("open");
+    let store = Store::open(&StoreOptions { url: db_url.clone(), max_connections: 2 }).await.expect("open");
     let mut units_out = 0;
     for (variant, start_stock) in &initial {
         let (available, reserved, sold) = store.stock_counts(variant).await.expect("counts");
         assert!(available >= 0 && reserved >= 0 && sold >= 0);
-        assert_eq!(
-            available + reserved + sold,
-            *start_stock,
-            "stock of {variant} does not add up"
-        );
+        assert_eq!(available + reserved + sold, *start_stock, "stock of {variant} does not add up");
         units_out += reserved + sold;
     }
     // Every order holds exactly one unit, so units out equals orders stored.
     assert_eq!(units_out, store.order_count().await.expect("count"));
     assert!(units_out >= acked.len() as i64);
     store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_lets_in_flight_checkouts_finish_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db_url = fresh_database_url(&dir).await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut server = start(dir.path(), port, &db_url);
+    wait_ready(&client, &base).await;
+    let variants: Arc<Vec<String>> = Arc::new(all_variants(&client, &base).await.into_keys().collect());
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let shoppers: Vec<_> =
+        (0..8).map(|s| tokio::spawn(shop(client.clone(), base.clone(), variants.clone(), s, acked.clone()))).collect();
+    while acked.lock().expect("lock").len() < 10 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let pid = server.id().expect("pid");
+    let term = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    assert!(term.success());
+    let status =
+        tokio::time::timeout(Duration::from_secs(40), server.wait()).await.expect("exits in time").expect("wait");
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    for s in shoppers {
+        let _ = s.await;
+    }
+    let acked = acked.lock().expect("lock").clone();
+    let mut server = start(dir.path(), port, &db_url);
+    wait_ready(&client, &base).await;
+    for (id, token) in &acked {
+        let r = client.get(format!("{base}/api/v1/orders/{id}")).bearer_auth(token).send().await.expect("get order");
+        assert_eq!(r.status(), 200, "acknowledged order {id} was lost");
+    }
+    server.start_kill().expect("stop");
+    let _ = server.wait().await;
 }

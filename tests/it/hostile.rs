@@ -9,17 +9,9 @@ use serde_json::{Value, json};
 
 fn assert_clean(label: &str, r: &Reply, must_be_4xx: bool) {
     assert!(r.status < 500, "{label}: answered {} {}", r.status, r.body);
-    assert!(
-        r.headers.contains_key("x-request-id"),
-        "{label}: no request id"
-    );
+    assert!(r.headers.contains_key("x-request-id"), "{label}: no request id");
     if must_be_4xx {
-        assert!(
-            (400..500).contains(&r.status),
-            "{label}: expected 4xx, got {} {}",
-            r.status,
-            r.body
-        );
+        assert!((400..500).contains(&r.status), "{label}: expected 4xx, got {} {}", r.status, r.body);
     }
     if r.status >= 400 {
         let code = r.body["error"]["code"].as_str().unwrap_or("");
@@ -28,16 +20,8 @@ fn assert_clean(label: &str, r: &Reply, must_be_4xx: bool) {
             "{label}: bad error body {}",
             r.body
         );
-        assert!(
-            r.body["error"]["message"].is_string(),
-            "{label}: {}",
-            r.body
-        );
-        assert!(
-            r.body["error"].get("field").is_some(),
-            "{label}: {}",
-            r.body
-        );
+        assert!(r.body["error"]["message"].is_string(), "{label}: {}", r.body);
+        assert!(r.body["error"].get("field").is_some(), "{label}: {}", r.body);
     }
 }
 
@@ -60,25 +44,13 @@ fn path_values(real: &str) -> Vec<String> {
 /// Bodies that are wrong in every way a client can be wrong.
 fn hostile_bodies(properties: &[String]) -> Vec<(String, Option<&'static str>, Vec<u8>)> {
     let mut bodies: Vec<(String, Option<&'static str>, Vec<u8>)> = vec![
-        (
-            "truncated".into(),
-            Some("application/json"),
-            b"{\"a\": ".to_vec(),
-        ),
-        (
-            "not json".into(),
-            Some("application/json"),
-            b"hello".to_vec(),
-        ),
+        ("truncated".into(), Some("application/json"), b"{\"a\": ".to_vec()),
+        ("not json".into(), Some("application/json"), b"hello".to_vec()),
         ("empty".into(), Some("application/json"), Vec::new()),
         ("array".into(), Some("application/json"), b"[]".to_vec()),
         ("null".into(), Some("application/json"), b"null".to_vec()),
         ("string".into(), Some("application/json"), b"\"x\"".to_vec()),
-        (
-            "unknown field".into(),
-            Some("application/json"),
-            br#"{"definitely_not_a_field": 1}"#.to_vec(),
-        ),
+        ("unknown field".into(), Some("application/json"), br#"{"definitely_not_a_field": 1}"#.to_vec()),
         (
             "deep nesting".into(),
             Some("application/json"),
@@ -89,22 +61,10 @@ fn hostile_bodies(properties: &[String]) -> Vec<(String, Option<&'static str>, V
             Some("application/json"),
             format!("{{\"a\": \"{}\"}}", "x".repeat(2 * 1024 * 1024)).into_bytes(),
         ),
-        (
-            "invalid utf-8".into(),
-            Some("application/json"),
-            b"{\"a\": \"\xff\xfe\"}".to_vec(),
-        ),
+        ("invalid utf-8".into(), Some("application/json"), b"{\"a\": \"\xff\xfe\"}".to_vec()),
         ("no content type".into(), None, b"{}".to_vec()),
-        (
-            "form encoded".into(),
-            Some("application/x-www-form-urlencoded"),
-            b"a=1".to_vec(),
-        ),
-        (
-            "huge number".into(),
-            Some("application/json"),
-            b"{\"quantity\": 1e400}".to_vec(),
-        ),
+        ("form encoded".into(), Some("application/x-www-form-urlencoded"), b"a=1".to_vec()),
+        ("huge number".into(), Some("application/json"), b"{\"quantity\": 1e400}".to_vec()),
     ];
     let wrong: [(&str, Value); 7] = [
         ("array", json!([])),
@@ -118,11 +78,7 @@ fn hostile_bodies(properties: &[String]) -> Vec<(String, Option<&'static str>, V
     for p in properties {
         for (name, value) in &wrong {
             let body = json!({ p.as_str(): value });
-            bodies.push((
-                format!("{p} as {name}"),
-                Some("application/json"),
-                body.to_string().into_bytes(),
-            ));
+            bodies.push((format!("{p} as {name}"), Some("application/json"), body.to_string().into_bytes()));
         }
     }
     bodies
@@ -134,10 +90,7 @@ fn properties_of(doc: &Value, op: &Value) -> Vec<String> {
         Some(r) => &doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
         None => schema,
     };
-    resolved["properties"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
+    resolved["properties"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
 }
 
 struct Fixture {
@@ -149,30 +102,11 @@ struct Fixture {
 
 async fn fixture(app: &TestApp) -> Fixture {
     let variant = app.product("Fixture", 1000, 1000).await;
-    let product = app
-        .state
-        .store()
-        .variant(&variant)
-        .await
-        .expect("variant")
-        .product_id;
+    let product = app.state.store().variant(&variant).await.expect("variant").product_id;
     let cart = app.cart_with(&variant, 1).await;
-    let placed = app
-        .post(
-            "/api/v1/checkout",
-            checkout_body(&app.cart_with(&variant, 1).await),
-        )
-        .await;
-    let order = placed.body["order"]["id"]
-        .as_str()
-        .expect("order")
-        .to_owned();
-    Fixture {
-        product,
-        variant,
-        cart,
-        order,
-    }
+    let placed = app.post("/api/v1/checkout", checkout_body(&app.cart_with(&variant, 1).await)).await;
+    let order = placed.body["order"]["id"].as_str().expect("order").to_owned();
+    Fixture { product, variant, cart, order }
 }
 
 fn real_value(path: &str, param: &str, f: &Fixture) -> String {
@@ -187,21 +121,13 @@ fn real_value(path: &str, param: &str, f: &Fixture) -> String {
 
 /// Every concrete path for a templated one: each parameter takes each odd value.
 fn expand(path: &str, f: &Fixture) -> Vec<String> {
-    let params: Vec<&str> = path
-        .split('{')
-        .skip(1)
-        .filter_map(|s| s.split('}').next())
-        .collect();
+    let params: Vec<&str> = path.split('{').skip(1).filter_map(|s| s.split('}').next()).collect();
     let mut paths = Vec::new();
     for (i, p) in params.iter().enumerate() {
         for value in path_values(&real_value(path, p, f)) {
             let mut concrete = path.to_owned();
             for (j, q) in params.iter().enumerate() {
-                let v = if i == j {
-                    value.clone()
-                } else {
-                    real_value(path, q, f)
-                };
+                let v = if i == j { value.clone() } else { real_value(path, q, f) };
                 concrete = concrete.replace(&format!("{{{q}}}"), &v);
             }
             paths.push(concrete);
@@ -239,12 +165,7 @@ async fn every_documented_operation_survives_hostile_input() {
     let app = spawn().await;
     let f = fixture(&app).await;
     let doc = app.get("/api/v1/openapi.json").await.body;
-    assert!(
-        doc["openapi"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("3.1")),
-        "OpenAPI 3.1"
-    );
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "OpenAPI 3.1");
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 10);
     let mut requests = 0;
@@ -317,23 +238,8 @@ async fn odd_paths_and_methods_get_clean_errors() {
         "/api/v1/products/%E0%A4%A",
     ];
     for path in paths {
-        for method in [
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::PATCH,
-            Method::OPTIONS,
-        ] {
-            let r = send(
-                &app,
-                &method,
-                path,
-                Some("application/json"),
-                Some(b"{}".to_vec()),
-                false,
-            )
-            .await;
+        for method in [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH, Method::OPTIONS] {
+            let r = send(&app, &method, path, Some("application/json"), Some(b"{}".to_vec()), false).await;
             assert_clean(&format!("{method} {path}"), &r, true);
         }
     }

@@ -37,13 +37,8 @@ pub async fn fresh_database_url(dir: &TempDir) -> String {
 async fn sqlx_create_schema(base: &str, schema: &str) {
     // The schema name is generated above, never taken from input.
     sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(base)
-        .await
-        .expect("connect to STOREFORT_TEST_POSTGRES_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&pool)
-        .await
-        .expect("create schema");
+    let pool = sqlx::AnyPool::connect(base).await.expect("connect to STOREFORT_TEST_POSTGRES_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&pool).await.expect("create schema");
     pool.close().await;
 }
 
@@ -51,25 +46,23 @@ pub async fn spawn() -> TestApp {
     spawn_with(Settings::demo()).await
 }
 
+/// Logs stay quiet unless TEST_LOG=1.
+fn init_test_logging() {
+    if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
+        let _ = tracing_subscriber::fmt().with_env_filter("info,sqlx=warn").with_test_writer().try_init();
+    }
+}
+
 pub async fn spawn_with(settings: Settings) -> TestApp {
+    init_test_logging();
     let dir = tempfile::tempdir().expect("temp dir");
     let db_url = fresh_database_url(&dir).await;
-    let store = Store::open(&StoreOptions {
-        url: db_url,
-        max_connections: 16,
-    })
-    .await
-    .expect("open store");
+    let store = Store::open(&StoreOptions { url: db_url, max_connections: 16 }).await.expect("open store");
     let clock = ManualClock::new();
-    let admin_token = admin_auth::ensure_bootstrap_token(&store, 0)
-        .await
-        .expect("token")
-        .expect("fresh token");
+    let admin_token = admin_auth::ensure_bootstrap_token(&store, 0).await.expect("token").expect("fresh token");
     let key = ServerKey::generate().expect("rng");
     let state = AppState::new(store.clone(), settings, Arc::new(clock.clone()), key);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = storefort_web::app(state.clone());
     tokio::spawn(async move {
@@ -77,10 +70,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     });
     TestApp {
         base: format!("http://{addr}"),
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .build()
-            .expect("client"),
+        client: reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client"),
         state,
         clock,
         admin_token,
@@ -107,11 +97,7 @@ pub async fn read(resp: reqwest::Response) -> Reply {
     let headers = resp.headers().clone();
     let bytes = resp.bytes().await.expect("body");
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply { status, headers, body }
 }
 
 impl TestApp {
@@ -124,22 +110,11 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        read(
-            self.client
-                .post(self.url(path))
-                .json(&body)
-                .send()
-                .await
-                .expect("send"),
-        )
-        .await
+        read(self.client.post(self.url(path)).json(&body).send().await.expect("send")).await
     }
 
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(&self.admin_token);
+        let mut req = self.client.request(method, self.url(path)).bearer_auth(&self.admin_token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -192,10 +167,7 @@ impl TestApp {
     pub async fn cart_with(&self, variant: &str, quantity: i64) -> String {
         let cart = self.cart().await;
         let r = self
-            .post(
-                &format!("/api/v1/carts/{cart}/lines"),
-                json!({"variant_id": variant, "quantity": quantity}),
-            )
+            .post(&format!("/api/v1/carts/{cart}/lines"), json!({"variant_id": variant, "quantity": quantity}))
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
         cart

@@ -113,10 +113,7 @@ pub struct AddressError {
 }
 
 fn field<T>(name: &'static str, r: Result<T, TextError>) -> Result<T, AddressError> {
-    r.map_err(|e| AddressError {
-        field: name,
-        reason: e.to_string(),
-    })
+    r.map_err(|e| AddressError { field: name, reason: e.to_string() })
 }
 
 impl Address {
@@ -124,9 +121,7 @@ impl Address {
     pub fn parse(input: &AddressInput) -> Result<Self, AddressError> {
         let phone = field("phone", text::clean_optional(input.phone.as_deref(), 32))?;
         if let Some(p) = &phone {
-            let ok = p
-                .chars()
-                .all(|c| c.is_ascii_digit() || " +-()./".contains(c));
+            let ok = p.chars().all(|c| c.is_ascii_digit() || " +-()./".contains(c));
             if !ok {
                 return Err(AddressError {
                     field: "phone",
@@ -141,10 +136,8 @@ impl Address {
             city: field("city", text::clean(&input.city, 100))?,
             postal_code: field("postal_code", text::clean(&input.postal_code, 20))?,
             region: field("region", text::clean_optional(input.region.as_deref(), 100))?,
-            country: CountryCode::parse(input.country.trim()).map_err(|e| AddressError {
-                field: "country",
-                reason: e.to_string(),
-            })?,
+            country: CountryCode::parse(input.country.trim())
+                .map_err(|e| AddressError { field: "country", reason: e.to_string() })?,
             phone,
         })
     }

@@ -16,10 +16,7 @@ pub struct CartLimits {
 
 impl Default for CartLimits {
     fn default() -> Self {
-        CartLimits {
-            max_lines: 50,
-            max_quantity: 100,
-        }
+        CartLimits { max_lines: 50, max_quantity: 100 }
     }
 }
 
@@ -43,9 +40,7 @@ impl Quantity {
     pub fn parse(raw: i64, limits: &CartLimits) -> Result<Self, CartError> {
         match u32::try_from(raw) {
             Ok(q) if (1..=limits.max_quantity).contains(&q) => Ok(Quantity(q)),
-            _ => Err(CartError::QuantityOutOfRange {
-                max: limits.max_quantity,
-            }),
+            _ => Err(CartError::QuantityOutOfRange { max: limits.max_quantity }),
         }
     }
 
@@ -58,13 +53,7 @@ impl Quantity {
 /// Decides whether a cart that already has `existing_lines` distinct lines may
 /// take one more line for a variant it does not yet hold.
 pub fn check_new_line(existing_lines: usize, limits: &CartLimits) -> Result<(), CartError> {
-    if existing_lines >= limits.max_lines {
-        Err(CartError::TooManyLines {
-            max: limits.max_lines,
-        })
-    } else {
-        Ok(())
-    }
+    if existing_lines >= limits.max_lines { Err(CartError::TooManyLines { max: limits.max_lines }) } else { Ok(()) }
 }
 
 #[cfg(test)]
@@ -77,23 +66,14 @@ mod tests {
         assert_eq!(Quantity::parse(1, &l).map(Quantity::get), Ok(1));
         assert_eq!(Quantity::parse(100, &l).map(Quantity::get), Ok(100));
         for bad in [0, -1, 101, i64::MAX, i64::MIN] {
-            assert_eq!(
-                Quantity::parse(bad, &l),
-                Err(CartError::QuantityOutOfRange { max: 100 })
-            );
+            assert_eq!(Quantity::parse(bad, &l), Err(CartError::QuantityOutOfRange { max: 100 }));
         }
     }
 
     #[test]
     fn line_limit() {
-        let l = CartLimits {
-            max_lines: 2,
-            max_quantity: 5,
-        };
+        let l = CartLimits { max_lines: 2, max_quantity: 5 };
         assert!(check_new_line(1, &l).is_ok());
-        assert_eq!(
-            check_new_line(2, &l),
-            Err(CartError::TooManyLines { max: 2 })
-        );
+        assert_eq!(check_new_line(2, &l), Err(CartError::TooManyLines { max: 2 }));
     }
 }

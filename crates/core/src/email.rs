@@ -79,10 +79,7 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_addresses_and_lowercases_the_domain() {
-        assert_eq!(
-            Email::parse("Ada@Example.COM").map(String::from),
-            Ok("Ada@example.com".into())
-        );
+        assert_eq!(Email::parse("Ada@Example.COM").map(String::from), Ok("Ada@example.com".into()));
         assert!(Email::parse("o'reilly+shop@mail.example.co.uk").is_ok());
     }
 

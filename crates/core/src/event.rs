@@ -62,9 +62,9 @@ impl EventKind {
     /// The default severity of this kind.
     pub fn severity(self) -> Severity {
         match self {
-            EventKind::AdminAuthFailed
-            | EventKind::OrderAccessDenied
-            | EventKind::IdempotencyKeyMismatch => Severity::Warning,
+            EventKind::AdminAuthFailed | EventKind::OrderAccessDenied | EventKind::IdempotencyKeyMismatch => {
+                Severity::Warning
+            }
             EventKind::AdminTokenIssued => Severity::Critical,
             _ => Severity::Info,
         }
@@ -144,14 +144,7 @@ impl From<String> for DetailValue {
 impl SecurityEvent {
     /// A new event of `kind` by `actor`, with the kind's default severity.
     pub fn new(kind: EventKind, actor: Actor) -> Self {
-        SecurityEvent {
-            kind,
-            severity: kind.severity(),
-            actor,
-            target: None,
-            request_id: None,
-            detail: Vec::new(),
-        }
+        SecurityEvent { kind, severity: kind.severity(), actor, target: None, request_id: None, detail: Vec::new() }
     }
 
     /// Sets the target id.

@@ -58,11 +58,7 @@ impl Currency {
 
     /// Number of decimal places of the minor unit (2 for EUR, 0 for JPY).
     pub fn exponent(&self) -> u8 {
-        CURRENCIES
-            .iter()
-            .find(|(c, _)| c.as_bytes() == self.0)
-            .map(|(_, e)| *e)
-            .unwrap_or(2)
+        CURRENCIES.iter().find(|(c, _)| c.as_bytes() == self.0).map(|(_, e)| *e).unwrap_or(2)
     }
 }
 
@@ -113,10 +109,7 @@ impl Money {
 
     /// Zero in the given currency.
     pub fn zero(currency: Currency) -> Self {
-        Money {
-            amount: 0,
-            currency,
-        }
+        Money { amount: 0, currency }
     }
 
     /// Adds two amounts of the same currency.
@@ -124,19 +117,13 @@ impl Money {
         if self.currency != other.currency {
             return Err(MoneyError::CurrencyMismatch);
         }
-        let sum = self
-            .amount
-            .checked_add(other.amount)
-            .ok_or(MoneyError::Overflow)?;
+        let sum = self.amount.checked_add(other.amount).ok_or(MoneyError::Overflow)?;
         Money::new(sum, self.currency)
     }
 
     /// Multiplies by a quantity.
     pub fn checked_mul(self, quantity: u32) -> Result<Money, MoneyError> {
-        let product = self
-            .amount
-            .checked_mul(i64::from(quantity))
-            .ok_or(MoneyError::Overflow)?;
+        let product = self.amount.checked_mul(i64::from(quantity)).ok_or(MoneyError::Overflow)?;
         Money::new(product, self.currency)
     }
 
@@ -157,14 +144,7 @@ impl fmt::Display for Money {
             return write!(f, "{} {}", self.amount, self.currency);
         }
         let div = 10_i64.pow(exp);
-        write!(
-            f,
-            "{}.{:0width$} {}",
-            self.amount / div,
-            self.amount % div,
-            self.currency,
-            width = exp as usize
-        )
+        write!(f, "{}.{:0width$} {}", self.amount / div, self.amount % div, self.currency, width = exp as usize)
     }
 }
 
@@ -211,10 +191,7 @@ mod tests {
 
     #[test]
     fn displays_with_minor_units() {
-        assert_eq!(
-            Money::new(1999, eur()).expect("valid").to_string(),
-            "19.99 EUR"
-        );
+        assert_eq!(Money::new(1999, eur()).expect("valid").to_string(), "19.99 EUR");
         let jpy = Currency::parse("JPY").expect("JPY");
         assert_eq!(Money::new(500, jpy).expect("valid").to_string(), "500 JPY");
     }

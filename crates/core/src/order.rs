@@ -104,11 +104,7 @@ mod tests {
         ];
         for from in OrderStatus::ALL {
             for to in OrderStatus::ALL {
-                assert_eq!(
-                    from.transition(to).is_ok(),
-                    legal.contains(&(from, to)),
-                    "{from} -> {to}"
-                );
+                assert_eq!(from.transition(to).is_ok(), legal.contains(&(from, to)), "{from} -> {to}");
             }
         }
     }
@@ -116,10 +112,7 @@ mod tests {
     #[test]
     fn stock_effects() {
         assert_eq!(PendingPayment.transition(Paid), Ok(StockEffect::Sell));
-        assert_eq!(
-            PendingPayment.transition(Cancelled),
-            Ok(StockEffect::Release)
-        );
+        assert_eq!(PendingPayment.transition(Cancelled), Ok(StockEffect::Release));
         assert_eq!(Paid.transition(Refunded), Ok(StockEffect::None));
     }
 

@@ -64,20 +64,14 @@ pub enum PricingError {
 impl ShippingTable {
     /// The flat rate for a destination, before any free-shipping threshold.
     pub fn rate_for(&self, country: CountryCode) -> Option<i64> {
-        self.by_country
-            .get(country.as_str())
-            .copied()
-            .or(self.rest_of_world)
+        self.by_country.get(country.as_str()).copied().or(self.rest_of_world)
     }
 }
 
 impl TaxTable {
     /// The rate for a destination in basis points.
     pub fn rate_for(&self, country: CountryCode) -> u32 {
-        self.by_country
-            .get(country.as_str())
-            .copied()
-            .unwrap_or(self.default_bp)
+        self.by_country.get(country.as_str()).copied().unwrap_or(self.default_bp)
     }
 }
 
@@ -99,22 +93,13 @@ pub fn compute_totals(
         }
         subtotal = subtotal.checked_add(line.unit_price.checked_mul(line.quantity)?)?;
     }
-    let rate = shipping
-        .rate_for(country)
-        .ok_or_else(|| PricingError::NoShipping {
-            country: country.to_string(),
-        })?;
+    let rate = shipping.rate_for(country).ok_or_else(|| PricingError::NoShipping { country: country.to_string() })?;
     let free = shipping.free_from.is_some_and(|t| subtotal.amount >= t);
     let shipping = Money::new(if free { 0 } else { rate }, currency)?;
     let taxable = subtotal.checked_add(shipping)?;
     let tax = taxable.apply_basis_points(tax.rate_for(country))?;
     let total = taxable.checked_add(tax)?;
-    Ok(Totals {
-        subtotal,
-        shipping,
-        tax,
-        total,
-    })
+    Ok(Totals { subtotal, shipping, tax, total })
 }
 
 #[cfg(test)]
@@ -142,10 +127,7 @@ mod tests {
             rest_of_world: Some(1500),
             free_from: Some(10_000),
         };
-        let tax = TaxTable {
-            by_country: [("DE".to_owned(), 1900)].into(),
-            default_bp: 0,
-        };
+        let tax = TaxTable { by_country: [("DE".to_owned(), 1900)].into(), default_bp: 0 };
         (shipping, tax)
     }
 
@@ -156,8 +138,7 @@ mod tests {
     #[test]
     fn prices_shipping_and_tax() {
         let (s, t) = tables();
-        let totals =
-            compute_totals(&[line(1999, 2), line(500, 1)], eur(), de(), &s, &t).expect("priced");
+        let totals = compute_totals(&[line(1999, 2), line(500, 1)], eur(), de(), &s, &t).expect("priced");
         assert_eq!(totals.subtotal.amount, 4498);
         assert_eq!(totals.shipping.amount, 490);
         // 19% of 49.88 = 9.4772 -> 9.48
@@ -178,22 +159,13 @@ mod tests {
     #[test]
     fn refuses_empty_unshippable_and_mixed() {
         let (mut s, t) = tables();
-        assert_eq!(
-            compute_totals(&[], eur(), de(), &s, &t),
-            Err(PricingError::Empty)
-        );
+        assert_eq!(compute_totals(&[], eur(), de(), &s, &t), Err(PricingError::Empty));
         s.rest_of_world = None;
         let us = CountryCode::parse("US").expect("US");
-        assert!(matches!(
-            compute_totals(&[line(1, 1)], eur(), us, &s, &t),
-            Err(PricingError::NoShipping { .. })
-        ));
+        assert!(matches!(compute_totals(&[line(1, 1)], eur(), us, &s, &t), Err(PricingError::NoShipping { .. })));
         let mut l = line(1, 1);
         l.unit_price.currency = Currency::parse("USD").expect("USD");
-        assert!(matches!(
-            compute_totals(&[l], eur(), de(), &s, &t),
-            Err(PricingError::MixedCurrency { .. })
-        ));
+        assert!(matches!(compute_totals(&[l], eur(), de(), &s, &t), Err(PricingError::MixedCurrency { .. })));
     }
 
     proptest! {

@@ -14,16 +14,9 @@ pub struct Sku(String);
 impl Sku {
     /// Parses a SKU.
     pub fn parse(raw: &str) -> Result<Self, SkuError> {
-        let ok = !raw.is_empty()
-            && raw.len() <= 64
-            && raw
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if ok {
-            Ok(Sku(raw.to_ascii_uppercase()))
-        } else {
-            Err(SkuError)
-        }
+        let ok =
+            !raw.is_empty() && raw.len() <= 64 && raw.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if ok { Ok(Sku(raw.to_ascii_uppercase())) } else { Err(SkuError) }
     }
 
     /// The SKU as text.
@@ -44,10 +37,7 @@ mod tests {
 
     #[test]
     fn parses_and_uppercases() {
-        assert_eq!(
-            Sku::parse("tee-blk-m").map(|s| s.to_string()),
-            Ok("TEE-BLK-M".into())
-        );
+        assert_eq!(Sku::parse("tee-blk-m").map(|s| s.to_string()), Ok("TEE-BLK-M".into()));
         assert_eq!(Sku::parse(""), Err(SkuError));
         assert_eq!(Sku::parse("a b"), Err(SkuError));
         assert_eq!(Sku::parse(&"A".repeat(65)), Err(SkuError));

@@ -56,12 +56,11 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // Touching the cart row first locks it on PostgreSQL, so concurrent
         // adds to one cart run one after the other, and checks it is open.
-        let touched =
-            sqlx::query("UPDATE carts SET updated_at = $1 WHERE id_hash = $2 AND status = 'open'")
-                .bind(now_ms)
-                .bind(id_hash)
-                .execute(&mut *tx)
-                .await?;
+        let touched = sqlx::query("UPDATE carts SET updated_at = $1 WHERE id_hash = $2 AND status = 'open'")
+            .bind(now_ms)
+            .bind(id_hash)
+            .execute(&mut *tx)
+            .await?;
         if touched.rows_affected() == 0 {
             return Err(self.cart_state_error(id_hash).await);
         }
@@ -70,38 +69,29 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound { what: "variant" })?;
-        let existing = sqlx::query(
-            "SELECT quantity FROM cart_lines WHERE cart_id_hash = $1 AND variant_id = $2",
-        )
-        .bind(id_hash)
-        .bind(variant_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let existing = sqlx::query("SELECT quantity FROM cart_lines WHERE cart_id_hash = $1 AND variant_id = $2")
+            .bind(id_hash)
+            .bind(variant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let new_quantity = match existing {
             Some(row) => row.try_get::<i64, _>("quantity")? + i64::from(quantity),
             None => {
-                let count: i64 =
-                    sqlx::query("SELECT COUNT(*) AS n FROM cart_lines WHERE cart_id_hash = $1")
-                        .bind(id_hash)
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get("n")?;
+                let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM cart_lines WHERE cart_id_hash = $1")
+                    .bind(id_hash)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
                 check_new_line(usize::try_from(count).unwrap_or(usize::MAX), limits)?;
                 i64::from(quantity)
             }
         };
         if new_quantity > i64::from(limits.max_quantity) {
-            return Err(storefort_core::CartError::QuantityOutOfRange {
-                max: limits.max_quantity,
-            }
-            .into());
+            return Err(storefort_core::CartError::QuantityOutOfRange { max: limits.max_quantity }.into());
         }
         let available: i64 = variant.try_get("available")?;
         if new_quantity > available {
-            return Err(StoreError::OutOfStock {
-                sku: variant.try_get("sku")?,
-                line: 0,
-            });
+            return Err(StoreError::OutOfStock { sku: variant.try_get("sku")?, line: 0 });
         }
         sqlx::query(
             "INSERT INTO cart_lines (cart_id_hash, variant_id, quantity, added_at) VALUES ($1, $2, $3, $4) \
@@ -118,29 +108,22 @@ impl Store {
     }
 
     /// Removes a variant's line from an open cart.
-    pub async fn remove_cart_line(
-        &self,
-        id_hash: &str,
-        variant_id: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn remove_cart_line(&self, id_hash: &str, variant_id: &str, now_ms: i64) -> Result<(), StoreError> {
         let _writer = self.lock_writer().await;
         let mut tx = self.pool.begin().await?;
-        let touched =
-            sqlx::query("UPDATE carts SET updated_at = $1 WHERE id_hash = $2 AND status = 'open'")
-                .bind(now_ms)
-                .bind(id_hash)
-                .execute(&mut *tx)
-                .await?;
+        let touched = sqlx::query("UPDATE carts SET updated_at = $1 WHERE id_hash = $2 AND status = 'open'")
+            .bind(now_ms)
+            .bind(id_hash)
+            .execute(&mut *tx)
+            .await?;
         if touched.rows_affected() == 0 {
             return Err(self.cart_state_error(id_hash).await);
         }
-        let removed =
-            sqlx::query("DELETE FROM cart_lines WHERE cart_id_hash = $1 AND variant_id = $2")
-                .bind(id_hash)
-                .bind(variant_id)
-                .execute(&mut *tx)
-                .await?;
+        let removed = sqlx::query("DELETE FROM cart_lines WHERE cart_id_hash = $1 AND variant_id = $2")
+            .bind(id_hash)
+            .bind(variant_id)
+            .execute(&mut *tx)
+            .await?;
         if removed.rows_affected() == 0 {
             return Err(StoreError::NotFound { what: "cart line" });
         }
@@ -150,10 +133,7 @@ impl Store {
 
     /// Why an update of an open cart matched nothing: gone, or checked out.
     async fn cart_state_error(&self, id_hash: &str) -> StoreError {
-        match sqlx::query("SELECT status FROM carts WHERE id_hash = $1")
-            .bind(id_hash)
-            .fetch_optional(&self.pool)
-            .await
+        match sqlx::query("SELECT status FROM carts WHERE id_hash = $1").bind(id_hash).fetch_optional(&self.pool).await
         {
             Ok(Some(_)) => StoreError::CartCheckedOut,
             Ok(None) => StoreError::NotFound { what: "cart" },

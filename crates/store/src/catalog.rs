@@ -97,10 +97,7 @@ fn like_pattern(query: &str) -> String {
 /// `$start, $start+1, …` for an IN list of `n` bound values. Only numbers
 /// are formatted into the SQL; the values themselves are bound.
 fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 fn variant_from_row(r: &AnyRow) -> Result<VariantView, sqlx::Error> {
@@ -118,11 +115,7 @@ fn variant_from_row(r: &AnyRow) -> Result<VariantView, sqlx::Error> {
 impl Store {
     /// Lists products in id order, filtered and paginated by cursor.
     pub async fn list_products(&self, filter: &ProductFilter) -> Result<ProductPage, StoreError> {
-        let pattern = filter
-            .query
-            .as_deref()
-            .map(like_pattern)
-            .unwrap_or_default();
+        let pattern = filter.query.as_deref().map(like_pattern).unwrap_or_default();
         let collection = filter.collection.clone().unwrap_or_default();
         // Fetch one extra row to learn whether a next page exists.
         let rows = sqlx::query(
@@ -211,10 +204,7 @@ impl Store {
         }
         let mut collections: HashMap<String, Vec<String>> = HashMap::new();
         for r in q.fetch_all(&self.pool).await? {
-            collections
-                .entry(r.try_get("product_id")?)
-                .or_default()
-                .push(r.try_get("handle")?);
+            collections.entry(r.try_get("product_id")?).or_default().push(r.try_get("handle")?);
         }
         for p in items.iter_mut() {
             p.variants = variants.remove(&p.id).unwrap_or_default();
@@ -225,16 +215,11 @@ impl Store {
 
     /// Every collection, by handle.
     pub async fn collections(&self) -> Result<Vec<CollectionView>, StoreError> {
-        let rows = sqlx::query("SELECT id, handle, title FROM collections ORDER BY handle")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, handle, title FROM collections ORDER BY handle").fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
-                Ok(CollectionView {
-                    id: r.try_get("id")?,
-                    handle: r.try_get("handle")?,
-                    title: r.try_get("title")?,
-                })
+                Ok(CollectionView { id: r.try_get("id")?, handle: r.try_get("handle")?, title: r.try_get("title")? })
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
@@ -259,18 +244,12 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound { what: "variant" })?;
-        Ok((
-            row.try_get("available")?,
-            row.try_get("reserved")?,
-            row.try_get("sold")?,
-        ))
+        Ok((row.try_get("available")?, row.try_get("reserved")?, row.try_get("sold")?))
     }
 
     /// True when the catalog has no products (first start).
     pub async fn catalog_is_empty(&self) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM products")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM products").fetch_one(&self.pool).await?;
         let n: i64 = row.try_get("n")?;
         Ok(n == 0)
     }
@@ -278,37 +257,26 @@ impl Store {
 
 impl WriteTx {
     /// Sets a variant's price; returns the old amount.
-    pub async fn set_price(
-        &mut self,
-        variant_id: &str,
-        amount: i64,
-        currency: &str,
-    ) -> Result<i64, StoreError> {
+    pub async fn set_price(&mut self, variant_id: &str, amount: i64, currency: &str) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT price_amount, currency FROM variants WHERE id = $1")
             .bind(variant_id)
             .fetch_optional(&mut *self.tx)
             .await?
             .ok_or(StoreError::NotFound { what: "variant" })?;
         let old: i64 = row.try_get("price_amount")?;
-        sqlx::query(
-            "UPDATE variants SET price_amount = $1, currency = $2, updated_at = $3 WHERE id = $4",
-        )
-        .bind(amount)
-        .bind(currency)
-        .bind(self.now_ms)
-        .bind(variant_id)
-        .execute(&mut *self.tx)
-        .await?;
+        sqlx::query("UPDATE variants SET price_amount = $1, currency = $2, updated_at = $3 WHERE id = $4")
+            .bind(amount)
+            .bind(currency)
+            .bind(self.now_ms)
+            .bind(variant_id)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(old)
     }
 
     /// Sets the units of a variant available for sale (a stock count or
     /// delivery); reserved and sold units are untouched. Returns the old count.
-    pub async fn set_available(
-        &mut self,
-        variant_id: &str,
-        available: i64,
-    ) -> Result<i64, StoreError> {
+    pub async fn set_available(&mut self, variant_id: &str, available: i64) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT available FROM variants WHERE id = $1")
             .bind(variant_id)
             .fetch_optional(&mut *self.tx)
@@ -359,12 +327,14 @@ impl WriteTx {
         }
         for (handle, title) in &p.collections {
             let id = uuid::Uuid::now_v7().to_string();
-            sqlx::query("INSERT INTO collections (id, handle, title) VALUES ($1, $2, $3) ON CONFLICT (handle) DO NOTHING")
-                .bind(id)
-                .bind(handle.clone())
-                .bind(title.clone())
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO collections (id, handle, title) VALUES ($1, $2, $3) ON CONFLICT (handle) DO NOTHING",
+            )
+            .bind(id)
+            .bind(handle.clone())
+            .bind(title.clone())
+            .execute(&mut *self.tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO collection_products (collection_id, product_id) \
                  SELECT id, $1 FROM collections WHERE handle = $2",

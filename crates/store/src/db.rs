@@ -40,8 +40,7 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = if options.url.starts_with("sqlite:") {
             Backend::Sqlite
-        } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://")
-        {
+        } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
             Backend::Postgres
         } else {
             return Err(StoreError::Database(sqlx::Error::Configuration(
@@ -69,11 +68,7 @@ impl Store {
             .await
             .map_err(StoreError::Database)?;
         let sqlite_writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        let store = Store {
-            pool,
-            backend,
-            sqlite_writer,
-        };
+        let store = Store { pool, backend, sqlite_writer };
         store.migrate().await?;
         Ok(store)
     }

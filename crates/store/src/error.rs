@@ -31,13 +31,8 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {
             use sqlx::error::ErrorKind::*;
-            if matches!(
-                db.kind(),
-                UniqueViolation | ForeignKeyViolation | CheckViolation | NotNullViolation
-            ) {
-                return StoreError::Conflict {
-                    constraint: db.constraint().unwrap_or("constraint").to_owned(),
-                };
+            if matches!(db.kind(), UniqueViolation | ForeignKeyViolation | CheckViolation | NotNullViolation) {
+                return StoreError::Conflict { constraint: db.constraint().unwrap_or("constraint").to_owned() };
             }
         }
         StoreError::Database(e)
@@ -47,9 +42,6 @@ impl From<sqlx::Error> for StoreError {
 impl StoreError {
     /// True when retrying the same operation may succeed (busy database).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_))
-        )
+        matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)))
     }
 }

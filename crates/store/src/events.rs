@@ -34,11 +34,7 @@ fn detail_json(e: &SecurityEvent) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
-pub(crate) async fn insert(
-    conn: &mut AnyConnection,
-    e: &SecurityEvent,
-    now_ms: i64,
-) -> Result<(), StoreError> {
+pub(crate) async fn insert(conn: &mut AnyConnection, e: &SecurityEvent, now_ms: i64) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO security_events (id, at, kind, severity, actor, target, request_id, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

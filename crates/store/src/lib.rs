@@ -18,9 +18,7 @@ mod settings;
 mod tx;
 
 pub use carts::{CartLineView, CartView};
-pub use catalog::{
-    CollectionView, NewProduct, NewVariant, ProductFilter, ProductPage, ProductView, VariantView,
-};
+pub use catalog::{CollectionView, NewProduct, NewVariant, ProductFilter, ProductPage, ProductView, VariantView};
 pub use db::{Backend, Store, StoreOptions};
 pub use error::StoreError;
 pub use events::StoredEvent;

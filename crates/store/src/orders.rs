@@ -92,28 +92,27 @@ impl WriteTx {
         if inserted.rows_affected() == 1 {
             return Ok(CheckoutOutcome::Claimed);
         }
-        let row =
-            sqlx::query("SELECT request_hash, order_id FROM idempotency_keys WHERE key_hash = $1")
-                .bind(key_hash)
-                .fetch_one(&mut *self.tx)
-                .await?;
+        let row = sqlx::query("SELECT request_hash, order_id FROM idempotency_keys WHERE key_hash = $1")
+            .bind(key_hash)
+            .fetch_one(&mut *self.tx)
+            .await?;
         let stored: String = row.try_get("request_hash")?;
         if stored != request_hash {
             return Err(StoreError::IdempotencyMismatch);
         }
-        Ok(CheckoutOutcome::Replay {
-            order_id: row.try_get("order_id")?,
-        })
+        Ok(CheckoutOutcome::Replay { order_id: row.try_get("order_id")? })
     }
 
     /// Marks an open cart checked out. This is also the lock that keeps two
     /// checkouts of one cart from both going through.
     pub async fn close_cart(&mut self, id_hash: &str) -> Result<(), StoreError> {
-        let closed = sqlx::query("UPDATE carts SET status = 'checked_out', updated_at = $1 WHERE id_hash = $2 AND status = 'open'")
-            .bind(self.now_ms)
-            .bind(id_hash)
-            .execute(&mut *self.tx)
-            .await?;
+        let closed = sqlx::query(
+            "UPDATE carts SET status = 'checked_out', updated_at = $1 WHERE id_hash = $2 AND status = 'open'",
+        )
+        .bind(self.now_ms)
+        .bind(id_hash)
+        .execute(&mut *self.tx)
+        .await?;
         if closed.rows_affected() == 1 {
             return Ok(());
         }
@@ -121,19 +120,12 @@ impl WriteTx {
             .bind(id_hash)
             .fetch_optional(&mut *self.tx)
             .await?;
-        Err(if exists.is_some() {
-            StoreError::CartCheckedOut
-        } else {
-            StoreError::NotFound { what: "cart" }
-        })
+        Err(if exists.is_some() { StoreError::CartCheckedOut } else { StoreError::NotFound { what: "cart" } })
     }
 
     /// The cart's lines priced from the catalog as it is inside this
     /// transaction: the prices the order will be charged.
-    pub async fn price_cart(
-        &mut self,
-        id_hash: &str,
-    ) -> Result<Vec<(PricedLine, String)>, StoreError> {
+    pub async fn price_cart(&mut self, id_hash: &str) -> Result<Vec<(PricedLine, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT l.variant_id, v.sku, p.title AS product_title, v.title AS variant_title, v.price_amount, \
                     v.currency, l.quantity \
@@ -152,17 +144,13 @@ impl WriteTx {
                 let quantity: i64 = r.try_get("quantity")?;
                 let unit_price = storefort_core::Currency::parse(&currency)
                     .and_then(|c| storefort_core::Money::new(amount, c))
-                    .map_err(|_| StoreError::Corrupt {
-                        what: "variant price",
-                    })?;
+                    .map_err(|_| StoreError::Corrupt { what: "variant price" })?;
                 let line = PricedLine {
                     variant_id: r.try_get("variant_id")?,
                     sku: r.try_get("sku")?,
                     title: line_title(&product, &variant),
                     unit_price,
-                    quantity: u32::try_from(quantity).map_err(|_| StoreError::Corrupt {
-                        what: "cart quantity",
-                    })?,
+                    quantity: u32::try_from(quantity).map_err(|_| StoreError::Corrupt { what: "cart quantity" })?,
                 };
                 Ok((line, currency))
             })
@@ -189,10 +177,7 @@ impl WriteTx {
             .execute(&mut *self.tx)
             .await?;
             if done.rows_affected() == 0 {
-                return Err(StoreError::OutOfStock {
-                    sku: line.sku.clone(),
-                    line: i,
-                });
+                return Err(StoreError::OutOfStock { sku: line.sku.clone(), line: i });
             }
         }
         Ok(())
@@ -202,12 +187,11 @@ impl WriteTx {
     pub async fn insert_order(&mut self, order: &NewOrder) -> Result<i64, StoreError> {
         // Taken last, so the counter row is locked for as short a time as
         // possible on PostgreSQL.
-        let number: i64 = sqlx::query(
-            "UPDATE counters SET value = value + 1 WHERE name = 'order_number' RETURNING value",
-        )
-        .fetch_one(&mut *self.tx)
-        .await?
-        .try_get("value")?;
+        let number: i64 =
+            sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'order_number' RETURNING value")
+                .fetch_one(&mut *self.tx)
+                .await?
+                .try_get("value")?;
         sqlx::query(
             "INSERT INTO orders (id, number, cart_id_hash, status, currency, subtotal, shipping, tax, total, \
              email, shipping_address, created_at, updated_at, expires_at) \
@@ -228,10 +212,8 @@ impl WriteTx {
         .execute(&mut *self.tx)
         .await?;
         for (position, line) in order.lines.iter().enumerate() {
-            let line_total = line
-                .unit_price
-                .checked_mul(line.quantity)
-                .map_err(|_| StoreError::Corrupt { what: "line total" })?;
+            let line_total =
+                line.unit_price.checked_mul(line.quantity).map_err(|_| StoreError::Corrupt { what: "line total" })?;
             sqlx::query(
                 "INSERT INTO order_lines (order_id, position, variant_id, sku, title, unit_price, quantity, line_total) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -252,37 +234,27 @@ impl WriteTx {
 
     /// Moves an order to `to` if the state machine allows it from its current
     /// status, and applies the transition's effect on stock.
-    pub async fn transition_order(
-        &mut self,
-        order_id: &str,
-        to: OrderStatus,
-    ) -> Result<StatusChange, StoreError> {
+    pub async fn transition_order(&mut self, order_id: &str, to: OrderStatus) -> Result<StatusChange, StoreError> {
         let row = sqlx::query("SELECT status FROM orders WHERE id = $1")
             .bind(order_id)
             .fetch_optional(&mut *self.tx)
             .await?
             .ok_or(StoreError::NotFound { what: "order" })?;
         let status: String = row.try_get("status")?;
-        let from = OrderStatus::parse(&status).ok_or(StoreError::Corrupt {
-            what: "order status",
-        })?;
+        let from = OrderStatus::parse(&status).ok_or(StoreError::Corrupt { what: "order status" })?;
         let effect = from.transition(to)?;
         // Conditional on the status we read: a concurrent change makes this
         // match nothing, and the caller sees a conflict instead of a double
         // release of stock.
-        let updated = sqlx::query(
-            "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
-        )
-        .bind(to.as_str())
-        .bind(self.now_ms)
-        .bind(order_id)
-        .bind(from.as_str())
-        .execute(&mut *self.tx)
-        .await?;
+        let updated = sqlx::query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
+            .bind(to.as_str())
+            .bind(self.now_ms)
+            .bind(order_id)
+            .bind(from.as_str())
+            .execute(&mut *self.tx)
+            .await?;
         if updated.rows_affected() == 0 {
-            return Err(StoreError::Conflict {
-                constraint: "order_status".into(),
-            });
+            return Err(StoreError::Conflict { constraint: "order_status".into() });
         }
         let sql = match effect {
             StockEffect::None => return Ok(StatusChange { from, to }),
@@ -293,25 +265,16 @@ impl WriteTx {
                 "UPDATE variants SET reserved = reserved - $1, available = available + $1, updated_at = $2 WHERE id = $3 AND reserved >= $1"
             }
         };
-        let lines = sqlx::query(
-            "SELECT variant_id, quantity FROM order_lines WHERE order_id = $1 ORDER BY variant_id",
-        )
-        .bind(order_id)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let lines = sqlx::query("SELECT variant_id, quantity FROM order_lines WHERE order_id = $1 ORDER BY variant_id")
+            .bind(order_id)
+            .fetch_all(&mut *self.tx)
+            .await?;
         for line in lines {
             let variant: String = line.try_get("variant_id")?;
             let quantity: i64 = line.try_get("quantity")?;
-            let done = sqlx::query(sql)
-                .bind(quantity)
-                .bind(self.now_ms)
-                .bind(variant)
-                .execute(&mut *self.tx)
-                .await?;
+            let done = sqlx::query(sql).bind(quantity).bind(self.now_ms).bind(variant).execute(&mut *self.tx).await?;
             if done.rows_affected() == 0 {
-                return Err(StoreError::Corrupt {
-                    what: "stock reservation",
-                });
+                return Err(StoreError::Corrupt { what: "stock reservation" });
             }
         }
         Ok(StatusChange { from, to })
@@ -352,9 +315,7 @@ impl Store {
         Ok(OrderView {
             id: r.try_get("id")?,
             number: r.try_get("number")?,
-            status: OrderStatus::parse(&status).ok_or(StoreError::Corrupt {
-                what: "order status",
-            })?,
+            status: OrderStatus::parse(&status).ok_or(StoreError::Corrupt { what: "order status" })?,
             currency: r.try_get("currency")?,
             subtotal: r.try_get("subtotal")?,
             shipping: r.try_get("shipping")?,
@@ -370,11 +331,7 @@ impl Store {
     }
 
     /// Ids of unpaid orders whose reservation has run out, oldest first.
-    pub async fn expired_order_ids(
-        &self,
-        now_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    pub async fn expired_order_ids(&self, now_ms: i64, limit: i64) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
             "SELECT id FROM orders WHERE status = 'pending_payment' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
         )
@@ -382,17 +339,24 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        rows.iter().map(|r| r.try_get("id")).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
     }
 
     /// Number of orders, for tests and the status page.
     pub async fn order_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) AS n FROM orders")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("n")?)
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM orders").fetch_one(&self.pool).await?.try_get("n")?)
+    }
+}
+
+impl Store {
+    /// Forgets idempotency keys created before `before_ms`; a retry after
+    /// that long is a new request. Returns how many were removed.
+    pub async fn purge_idempotency_keys(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let _writer = self.lock_writer().await;
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 }

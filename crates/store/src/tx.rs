@@ -36,12 +36,7 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx {
-            tx,
-            now_ms,
-            events: Vec::new(),
-            _writer: writer,
-        })
+        Ok(WriteTx { tx, now_ms, events: Vec::new(), _writer: writer })
     }
 }
 

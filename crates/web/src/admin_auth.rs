@@ -23,10 +23,7 @@ pub struct BootstrapAdmin;
 impl FromRequestParts<AppState> for BootstrapAdmin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let presented = bearer(&parts.headers).filter(|t| is_token_shaped(t));
         let stored = state.store().setting(TOKEN_SETTING).await?;
         if let (Some(token), Some(stored)) = (presented, stored)
@@ -35,8 +32,7 @@ impl FromRequestParts<AppState> for BootstrapAdmin {
             return Ok(BootstrapAdmin);
         }
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.as_str());
-        let event =
-            SecurityEvent::new(EventKind::AdminAuthFailed, Actor::Anonymous).request(request_id);
+        let event = SecurityEvent::new(EventKind::AdminAuthFailed, Actor::Anonymous).request(request_id);
         if let Err(e) = state.store().record_event(&event, state.now_ms()).await {
             tracing::warn!(error = %e, "could not record security event");
         }
@@ -46,27 +42,17 @@ impl FromRequestParts<AppState> for BootstrapAdmin {
 
 /// Creates the bootstrap token if none exists yet. Returns the token when one
 /// was created (to be shown once), `None` when the store already had one.
-pub async fn ensure_bootstrap_token(
-    store: &Store,
-    now_ms: i64,
-) -> Result<Option<String>, StoreError> {
+pub async fn ensure_bootstrap_token(store: &Store, now_ms: i64) -> Result<Option<String>, StoreError> {
     if store.setting(TOKEN_SETTING).await?.is_some() {
         return Ok(None);
     }
     let token = random_token().map_err(|e| StoreError::Corrupt { what: leak_free(e) })?;
     let mut tx = store.begin_write(now_ms).await?;
-    if !tx
-        .insert_setting_if_absent(TOKEN_SETTING, &hash_secret(&token))
-        .await?
-    {
+    if !tx.insert_setting_if_absent(TOKEN_SETTING, &hash_secret(&token)).await? {
         tx.rollback().await?;
         return Ok(None);
     }
-    tx.commit(SecurityEvent::new(
-        EventKind::AdminTokenIssued,
-        Actor::System,
-    ))
-    .await?;
+    tx.commit(SecurityEvent::new(EventKind::AdminTokenIssued, Actor::System)).await?;
     Ok(Some(token))
 }
 
@@ -75,8 +61,7 @@ pub async fn rotate_bootstrap_token(store: &Store, now_ms: i64) -> Result<String
     let token = random_token().map_err(|e| StoreError::Corrupt { what: leak_free(e) })?;
     let mut tx = store.begin_write(now_ms).await?;
     tx.set_setting(TOKEN_SETTING, &hash_secret(&token)).await?;
-    tx.commit(SecurityEvent::new(EventKind::AdminTokenIssued, Actor::System).with("rotated", 1))
-        .await?;
+    tx.commit(SecurityEvent::new(EventKind::AdminTokenIssued, Actor::System).with("rotated", 1)).await?;
     Ok(token)
 }
 

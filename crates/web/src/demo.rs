@@ -67,11 +67,7 @@ const PRODUCTS: &[DemoProduct] = &[
 
 /// Seeds the demo catalog if the store has no products yet. Returns how many
 /// products were added (0 when the catalog already had some).
-pub async fn seed_if_empty(
-    store: &Store,
-    currency: &str,
-    now_ms: i64,
-) -> Result<usize, StoreError> {
+pub async fn seed_if_empty(store: &Store, currency: &str, now_ms: i64) -> Result<usize, StoreError> {
     if !store.catalog_is_empty().await? {
         return Ok(0);
     }
@@ -82,10 +78,7 @@ pub async fn seed_if_empty(
             handle: (*handle).into(),
             title: (*title).into(),
             description: (*description).into(),
-            collections: collections
-                .iter()
-                .map(|c| ((*c).to_owned(), title_case(c)))
-                .collect(),
+            collections: collections.iter().map(|c| ((*c).to_owned(), title_case(c))).collect(),
             variants: variants
                 .iter()
                 .map(|(sku, vtitle, cents, stock)| NewVariant {
@@ -100,19 +93,14 @@ pub async fn seed_if_empty(
         };
         tx.insert_product(&product).await?;
     }
-    tx.commit(
-        SecurityEvent::new(EventKind::CatalogSeeded, Actor::System)
-            .with("products", PRODUCTS.len() as i64),
-    )
-    .await?;
+    tx.commit(SecurityEvent::new(EventKind::CatalogSeeded, Actor::System).with("products", PRODUCTS.len() as i64))
+        .await?;
     Ok(PRODUCTS.len())
 }
 
 fn title_case(handle: &str) -> String {
     let mut c = handle.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }
 
 #[cfg(test)]

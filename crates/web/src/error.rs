@@ -40,12 +40,7 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-        }
+        ApiError { status, code, message: message.into(), field: None }
     }
 
     /// Names the offending input field.
@@ -63,11 +58,7 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
@@ -75,21 +66,13 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid credentials",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid credentials")
     }
 
     /// A server-side failure. `cause` is logged, never sent.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "the server failed to handle the request",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the server failed to handle the request")
     }
 
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
@@ -99,13 +82,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-                field: self.field,
-            },
-        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
         (self.status, Json(body)).into_response()
     }
 }
@@ -131,20 +108,13 @@ impl From<StoreError> for ApiError {
                     storefort_core::CartError::TooManyLines { .. } => "too_many_lines",
                     storefort_core::CartError::Empty => "cart_empty",
                 };
-                let field = if code == "quantity_out_of_range" {
-                    "quantity"
-                } else {
-                    "lines"
-                };
+                let field = if code == "quantity_out_of_range" { "quantity" } else { "lines" };
                 ApiError::unprocessable(code, c.to_string()).field(field)
             }
-            StoreError::Transition(t) => {
-                ApiError::conflict("invalid_transition", t.to_string()).field("status")
+            StoreError::Transition(t) => ApiError::conflict("invalid_transition", t.to_string()).field("status"),
+            StoreError::Conflict { .. } => {
+                ApiError::conflict("conflict", "the request conflicts with the current state; retry")
             }
-            StoreError::Conflict { .. } => ApiError::conflict(
-                "conflict",
-                "the request conflicts with the current state; retry",
-            ),
             e @ (StoreError::Corrupt { .. } | StoreError::Database(_)) => {
                 if e.is_transient() {
                     tracing::warn!(error = ?e, "database busy");

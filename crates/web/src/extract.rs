@@ -20,21 +20,15 @@ pub struct ApiJson<T>(pub T);
 pub struct ApiJsonWithBytes<T>(pub T, pub Bytes);
 
 fn is_json(req: &Request) -> bool {
-    req.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| {
+    req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).is_some_and(
+        |mime| {
             let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json"
-                || (mime.starts_with("application/") && mime.ends_with("+json"))
-        })
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        },
+    )
 }
 
-async fn read_json<T: DeserializeOwned, S: Send + Sync>(
-    req: Request,
-    state: &S,
-) -> Result<(T, Bytes), ApiError> {
+async fn read_json<T: DeserializeOwned, S: Send + Sync>(req: Request, state: &S) -> Result<(T, Bytes), ApiError> {
     if !is_json(&req) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -55,17 +49,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = e.into_inner();
         use serde_json::error::Category;
         match inner.classify() {
-            Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
-                "malformed_json",
-                format!("the body is not valid JSON: {inner}"),
-            ),
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {inner}"))
+            }
             Category::Data => {
                 let message = inner.to_string();
-                let code = if message.starts_with("unknown field") {
-                    "unknown_field"
-                } else {
-                    "invalid_field"
-                };
+                let code = if message.starts_with("unknown field") { "unknown_field" } else { "invalid_field" };
                 let err = ApiError::unprocessable(code, message);
                 if path == "." { err } else { err.field(path) }
             }
@@ -75,11 +64,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 fn body_error(e: BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is too large",
-        )
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
     } else {
         ApiError::bad_request("unreadable_body", "the request body could not be read")
     }
@@ -95,9 +80,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJsonWithBytes<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        read_json(req, state)
-            .await
-            .map(|(v, b)| ApiJsonWithBytes(v, b))
+        read_json(req, state).await.map(|(v, b)| ApiJsonWithBytes(v, b))
     }
 }
 
@@ -149,19 +132,12 @@ mod tests {
     #[test]
     fn classifies_json_errors() {
         let e = parse_json::<Body>(b"{\"quantity\": ").expect_err("truncated");
-        assert_eq!(
-            (e.status, e.code),
-            (StatusCode::BAD_REQUEST, "malformed_json")
-        );
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "malformed_json"));
         let e = parse_json::<Body>(br#"{"quantity": "3"}"#).expect_err("wrong type");
-        assert_eq!(
-            (e.code, e.field.as_deref()),
-            ("invalid_field", Some("quantity"))
-        );
+        assert_eq!((e.code, e.field.as_deref()), ("invalid_field", Some("quantity")));
         let e = parse_json::<Body>(br#"{"quantity": 3, "price": 1}"#).expect_err("unknown");
         assert_eq!(e.code, "unknown_field");
-        let e =
-            parse_json::<Body>(br#"{"quantity": 3, "inner": {"name": 5}}"#).expect_err("nested");
+        let e = parse_json::<Body>(br#"{"quantity": 3, "inner": {"name": 5}}"#).expect_err("nested");
         assert_eq!(e.field.as_deref(), Some("inner.name"));
         let e = parse_json::<Body>(br#"{"quantity": -1}"#).expect_err("negative");
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);

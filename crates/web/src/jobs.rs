@@ -21,8 +21,7 @@ pub async fn expire_orders_once(state: &AppState) -> Result<usize, StoreError> {
         }
         let batch = ids.len();
         for id in ids {
-            match change_order_status(state, &id, OrderStatus::Cancelled, Actor::System, None).await
-            {
+            match change_order_status(state, &id, OrderStatus::Cancelled, Actor::System, None).await {
                 Ok(()) => cancelled += 1,
                 // Paid or cancelled meanwhile (here or on another instance).
                 Err(StoreError::Transition(_) | StoreError::Conflict { .. }) => {}
@@ -35,19 +34,30 @@ pub async fn expire_orders_once(state: &AppState) -> Result<usize, StoreError> {
     }
 }
 
-/// Runs [`expire_orders_once`] every `every` until `shutdown` changes.
+/// How long an Idempotency-Key is remembered (as Stripe does).
+pub const IDEMPOTENCY_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// One sweep of the housekeeping jobs.
+async fn sweep(state: &AppState) {
+    match expire_orders_once(state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(cancelled = n, "expired unpaid orders"),
+        Err(e) => tracing::warn!(error = %e, "order expiry failed; will retry"),
+    }
+    match state.store().purge_idempotency_keys(state.now_ms() - IDEMPOTENCY_RETENTION_MS).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "forgot old idempotency keys"),
+        Err(e) => tracing::warn!(error = %e, "idempotency key purge failed; will retry"),
+    }
+}
+
+/// Runs the housekeeping jobs every `every` until `shutdown` changes.
 pub async fn run_expiry(state: AppState, every: Duration, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticker.tick() => {
-                match expire_orders_once(&state).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(cancelled = n, "expired unpaid orders"),
-                    Err(e) => tracing::warn!(error = %e, "order expiry failed; will retry"),
-                }
-            }
+            _ = ticker.tick() => sweep(&state).await,
             _ = shutdown.changed() => return,
         }
     }

@@ -5,6 +5,7 @@
 //! crate must never hold SQL (that is `store`) or business rules (`core`).
 
 pub mod admin_auth;
+pub mod cache;
 pub mod clock;
 pub mod demo;
 pub mod error;
@@ -53,15 +54,9 @@ impl Modify for SecuritySchemes {
         let components = openapi.components.get_or_insert_with(Default::default);
         for (name, about) in [
             ("order_token", "The access_token returned by checkout"),
-            (
-                "admin_token",
-                "The bootstrap admin token printed at first start",
-            ),
+            ("admin_token", "The bootstrap admin token printed at first start"),
         ] {
-            let scheme = HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .description(Some(about))
-                .build();
+            let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(about)).build();
             components.add_security_scheme(name, SecurityScheme::Http(scheme));
         }
     }
@@ -86,15 +81,32 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }
 
+/// Every operation can also fail in ways common to all routes (malformed
+/// input, oversized body, timeout); say so, with the one error shape.
+fn with_default_errors(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = ResponseBuilder::new()
+        .description("Any other error, always in the error shape with a stable `code`")
+        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in ops.into_iter().flatten() {
+            op.responses.responses.entry("default".into()).or_insert_with(|| error.clone().into());
+        }
+    }
+    doc
+}
+
 /// The OpenAPI 3.1 document of the API, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    with_default_errors(api_routes().into_openapi())
 }
 
 /// The whole application.
 pub fn app(state: AppState) -> Router {
     let (api, doc) = api_routes().split_for_parts();
-    let doc: Arc<str> = doc.to_json().unwrap_or_default().into();
+    let doc: Arc<str> = with_default_errors(doc).to_json().unwrap_or_default().into();
     let max_body = state.settings().max_body_bytes;
     api.route(
         "/api/v1/openapi.json",
@@ -109,9 +121,6 @@ pub fn app(state: AppState) -> Router {
     .method_not_allowed_fallback(middleware::method_not_allowed)
     .layer(DefaultBodyLimit::max(max_body))
     .layer(CatchPanicLayer::custom(middleware::panic_response))
-    .layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        middleware::request_context,
-    ))
+    .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::request_context))
     .with_state(state)
 }

@@ -19,11 +19,7 @@ pub struct RequestId(pub String);
 
 /// Assigns a request id, enforces the request timeout and sets the
 /// security headers on every response.
-pub async fn request_context(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = uuid::Uuid::now_v7().to_string();
     req.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
@@ -53,24 +49,14 @@ pub async fn request_context(
         ("referrer-policy", "no-referrer"),
         ("cross-origin-opener-policy", "same-origin"),
         ("cross-origin-resource-policy", "same-origin"),
-        (
-            "permissions-policy",
-            "camera=(), microphone=(), geolocation=(), payment=()",
-        ),
+        ("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()"),
     ] {
-        headers.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
+        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
     }
     headers
         .entry(HeaderName::from_static("content-security-policy"))
-        .or_insert(HeaderValue::from_static(
-            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
-        ));
-    headers
-        .entry(HeaderName::from_static("cache-control"))
-        .or_insert(HeaderValue::from_static("no-store"));
+        .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"));
+    headers.entry(HeaderName::from_static("cache-control")).or_insert(HeaderValue::from_static("no-store"));
     response
 }
 
@@ -92,11 +78,7 @@ pub async fn not_found() -> ApiError {
 
 /// Known routes, wrong method.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this route does not accept that method",
-    )
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method")
 }
 
 /// Extracts the current request id, if the middleware ran.
@@ -104,13 +86,8 @@ pub struct ReqId(pub Option<String>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ReqId {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(ReqId(
-            parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
-        ))
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ReqId(parts.extensions.get::<RequestId>().map(|r| r.0.clone())))
     }
 }
 

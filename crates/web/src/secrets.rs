@@ -22,9 +22,7 @@ pub fn random_token() -> Result<String, getrandom::Error> {
 /// True when `s` has the shape of a [`random_token`]. Checked before any
 /// lookup so junk never reaches the database.
 pub fn is_token_shaped(s: &str) -> bool {
-    s.len() == 43
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Compares two secrets in constant time.
@@ -58,8 +56,7 @@ impl ServerKey {
 
     fn mac(&self, purpose: &str, message: &str) -> [u8; 32] {
         // Key length is always valid for HMAC; new_from_slice cannot fail here.
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_ref())
-            .unwrap_or_else(|_| unreachable!());
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_ref()).unwrap_or_else(|_| unreachable!());
         mac.update(purpose.as_bytes());
         mac.update(&[0]);
         mac.update(message.as_bytes());

@@ -1,5 +1,6 @@
 //! What every handler shares: the store, the settings, the clock and the key.
 
+use crate::cache::ResponseCache;
 use crate::clock::Clock;
 use crate::secrets::ServerKey;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Longest a request may run before it is answered 503.
     pub request_timeout: Duration,
+    /// How long catalog responses are served from memory; zero disables.
+    pub catalog_cache_ttl: Duration,
 }
 
 impl Settings {
@@ -29,8 +32,7 @@ impl Settings {
     pub fn demo() -> Self {
         Settings {
             store_name: "Storefort Demo Store".into(),
-            currency: Currency::parse("EUR")
-                .unwrap_or_else(|_| unreachable!("EUR is in the currency table")),
+            currency: Currency::parse("EUR").unwrap_or_else(|_| unreachable!("EUR is in the currency table")),
             shipping: ShippingTable {
                 by_country: [("DE", 490), ("AT", 590), ("FR", 690), ("NL", 590)]
                     .into_iter()
@@ -50,6 +52,7 @@ impl Settings {
             order_expiry: Duration::from_secs(30 * 60),
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            catalog_cache_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -63,16 +66,13 @@ struct Inner {
     settings: Settings,
     clock: Arc<dyn Clock>,
     key: ServerKey,
+    catalog_cache: ResponseCache,
 }
 
 impl AppState {
     pub fn new(store: Store, settings: Settings, clock: Arc<dyn Clock>, key: ServerKey) -> Self {
-        AppState(Arc::new(Inner {
-            store,
-            settings,
-            clock,
-            key,
-        }))
+        let catalog_cache = ResponseCache::new(settings.catalog_cache_ttl);
+        AppState(Arc::new(Inner { store, settings, clock, key, catalog_cache }))
     }
 
     pub fn store(&self) -> &Store {
@@ -89,5 +89,10 @@ impl AppState {
 
     pub fn key(&self) -> &ServerKey {
         &self.0.key
+    }
+
+    /// Serialized catalog responses (see [`ResponseCache`]).
+    pub fn catalog_cache(&self) -> &ResponseCache {
+        &self.0.catalog_cache
     }
 }

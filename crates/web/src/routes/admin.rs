@@ -73,11 +73,7 @@ pub struct EventQuery {
 }
 
 fn variant_id(id: &str) -> Result<(), ApiError> {
-    if is_uuid(id) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found("variant"))
-    }
+    if is_uuid(id) { Ok(()) } else { Err(ApiError::not_found("variant")) }
 }
 
 /// Change a variant's price. Orders already placed keep their price.
@@ -101,15 +97,12 @@ pub async fn set_price(
     let currency = Currency::parse(&body.currency)
         .map_err(|e| ApiError::unprocessable("invalid_field", e.to_string()).field("currency"))?;
     if currency != state.settings().currency {
-        return Err(ApiError::unprocessable(
-            "currency_mismatch",
-            "prices must be in the store currency",
-        )
-        .field("currency"));
+        return Err(
+            ApiError::unprocessable("currency_mismatch", "prices must be in the store currency").field("currency")
+        );
     }
-    let price = Money::new(body.amount, currency).map_err(|e| {
-        ApiError::unprocessable("invalid_field", format!("amount {e}")).field("amount")
-    })?;
+    let price = Money::new(body.amount, currency)
+        .map_err(|e| ApiError::unprocessable("invalid_field", format!("amount {e}")).field("amount"))?;
     let mut tx = state.store().begin_write(state.now_ms()).await?;
     let old = match tx.set_price(&id, price.amount, price.currency.code()).await {
         Ok(old) => old,
@@ -125,6 +118,7 @@ pub async fn set_price(
         .with("new", price.amount)
         .with("currency", price.currency.code());
     tx.commit(event).await?;
+    state.catalog_cache().clear();
     Ok(Json(variant_out(&state.store().variant(&id).await?)?))
 }
 
@@ -148,10 +142,7 @@ pub async fn set_stock(
 ) -> Result<Json<VariantOut>, ApiError> {
     variant_id(&id)?;
     if !(0..=1_000_000_000).contains(&body.available) {
-        return Err(
-            ApiError::unprocessable("invalid_field", "available must be 0 to 1000000000")
-                .field("available"),
-        );
+        return Err(ApiError::unprocessable("invalid_field", "available must be 0 to 1000000000").field("available"));
     }
     let mut tx = state.store().begin_write(state.now_ms()).await?;
     let old = match tx.set_available(&id, body.available).await {
@@ -167,6 +158,7 @@ pub async fn set_stock(
         .with("old", old)
         .with("new", body.available);
     tx.commit(event).await?;
+    state.catalog_cache().clear();
     Ok(Json(variant_out(&state.store().variant(&id).await?)?))
 }
 
@@ -212,14 +204,7 @@ pub async fn set_order_status(
     if !is_uuid(&id) {
         return Err(ApiError::not_found("order"));
     }
-    change_order_status(
-        &state,
-        &id,
-        body.status,
-        Actor::BootstrapAdmin,
-        req.as_deref(),
-    )
-    .await?;
+    change_order_status(&state, &id, body.status, Actor::BootstrapAdmin, req.as_deref()).await?;
     Ok(Json(order_out(state.store().order(&id).await?)?))
 }
 
@@ -266,10 +251,7 @@ pub async fn list_events(
 ) -> Result<Json<EventList>, ApiError> {
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(
-            ApiError::bad_request("invalid_query", "limit must be between 1 and 500")
-                .field("limit"),
-        );
+        return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 500").field("limit"));
     }
     let items = state
         .store()

@@ -50,11 +50,7 @@ pub struct AddLine {
 
 /// Rejects ids that cannot be cart ids before touching the database.
 fn cart_hash(id: &str) -> Result<String, ApiError> {
-    if is_token_shaped(id) {
-        Ok(hash_secret(id))
-    } else {
-        Err(ApiError::not_found("cart"))
-    }
+    if is_token_shaped(id) { Ok(hash_secret(id)) } else { Err(ApiError::not_found("cart")) }
 }
 
 async fn cart_out(state: &AppState, id: String, hash: &str) -> Result<CartOut, ApiError> {
@@ -66,9 +62,9 @@ async fn cart_out(state: &AppState, id: String, hash: &str) -> Result<CartOut, A
         let line_total = unit_price
             .checked_mul(u32::try_from(l.quantity).unwrap_or(u32::MAX))
             .map_err(|e| ApiError::internal(&e))?;
-        subtotal = subtotal.checked_add(line_total).map_err(|_| {
-            ApiError::unprocessable("currency_mismatch", "cart holds items in another currency")
-        })?;
+        subtotal = subtotal
+            .checked_add(line_total)
+            .map_err(|_| ApiError::unprocessable("currency_mismatch", "cart holds items in another currency"))?;
         lines.push(CartLineOut {
             variant_id: l.variant_id,
             product_id: l.product_id,
@@ -80,27 +76,17 @@ async fn cart_out(state: &AppState, id: String, hash: &str) -> Result<CartOut, A
             available: l.available,
         });
     }
-    Ok(CartOut {
-        id,
-        status: cart.status,
-        lines,
-        subtotal,
-    })
+    Ok(CartOut { id, status: cart.status, lines, subtotal })
 }
 
 /// Create an empty cart.
 #[utoipa::path(post, path = "/carts", tag = "carts",
     responses((status = 201, description = "The new cart", body = CartOut)))]
-pub async fn create_cart(
-    State(state): State<AppState>,
-) -> Result<(StatusCode, Json<CartOut>), ApiError> {
+pub async fn create_cart(State(state): State<AppState>) -> Result<(StatusCode, Json<CartOut>), ApiError> {
     let id = random_token().map_err(|e| ApiError::internal(&e))?;
     let hash = hash_secret(&id);
     state.store().create_cart(&hash, state.now_ms()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(cart_out(&state, id, &hash).await?),
-    ))
+    Ok((StatusCode::CREATED, Json(cart_out(&state, id, &hash).await?)))
 }
 
 /// A cart with its lines.
@@ -110,10 +96,7 @@ pub async fn create_cart(
         (status = 200, description = "The cart", body = CartOut),
         (status = 404, description = "No such cart", body = crate::error::ErrorBody),
     ))]
-pub async fn get_cart(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<CartOut>, ApiError> {
+pub async fn get_cart(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<CartOut>, ApiError> {
     let hash = cart_hash(&id)?;
     Ok(Json(cart_out(&state, id, &hash).await?))
 }
@@ -135,32 +118,22 @@ pub async fn add_line(
 ) -> Result<Json<CartOut>, ApiError> {
     let hash = cart_hash(&id)?;
     let limits = state.settings().cart_limits;
-    let quantity = Quantity::parse(body.quantity, &limits).map_err(|e| {
-        ApiError::unprocessable("quantity_out_of_range", e.to_string()).field("quantity")
-    })?;
+    let quantity = Quantity::parse(body.quantity, &limits)
+        .map_err(|e| ApiError::unprocessable("quantity_out_of_range", e.to_string()).field("quantity"))?;
     if !is_uuid(&body.variant_id) {
         return Err(ApiError::not_found("variant").field("variant_id"));
     }
-    state
-        .store()
-        .add_cart_line(
-            &hash,
-            &body.variant_id,
-            quantity.get(),
-            &limits,
-            state.now_ms(),
-        )
-        .await
-        .map_err(|e| match e {
+    state.store().add_cart_line(&hash, &body.variant_id, quantity.get(), &limits, state.now_ms()).await.map_err(
+        |e| match e {
             storefort_store::StoreError::OutOfStock { sku, .. } => {
-                ApiError::conflict("out_of_stock", format!("not enough stock for {sku}"))
-                    .field("quantity")
+                ApiError::conflict("out_of_stock", format!("not enough stock for {sku}")).field("quantity")
             }
             storefort_store::StoreError::NotFound { what: "variant" } => {
                 ApiError::not_found("variant").field("variant_id")
             }
             other => other.into(),
-        })?;
+        },
+    )?;
     Ok(Json(cart_out(&state, id, &hash).await?))
 }
 
@@ -180,9 +153,6 @@ pub async fn remove_line(
     if !is_uuid(&variant_id) {
         return Err(ApiError::not_found("cart line"));
     }
-    state
-        .store()
-        .remove_cart_line(&hash, &variant_id, state.now_ms())
-        .await?;
+    state.store().remove_cart_line(&hash, &variant_id, state.now_ms()).await?;
     Ok(Json(cart_out(&state, id, &hash).await?))
 }

@@ -5,7 +5,10 @@ use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use storefort_core::Money;
 use storefort_core::text;
@@ -87,11 +90,7 @@ pub(crate) fn variant_out(v: &VariantView) -> Result<VariantOut, ApiError> {
 
 fn product_out(p: ProductView) -> Result<ProductOut, ApiError> {
     Ok(ProductOut {
-        variants: p
-            .variants
-            .iter()
-            .map(variant_out)
-            .collect::<Result<_, _>>()?,
+        variants: p.variants.iter().map(variant_out).collect::<Result<_, _>>()?,
         id: p.id,
         handle: p.handle,
         title: p.title,
@@ -101,10 +100,7 @@ fn product_out(p: ProductView) -> Result<ProductOut, ApiError> {
 }
 
 fn is_handle(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// List and search products.
@@ -116,42 +112,45 @@ fn is_handle(s: &str) -> bool {
 pub async fn list_products(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ProductQuery>,
-) -> Result<Json<ProductList>, ApiError> {
+) -> Result<Response, ApiError> {
     let q = text::clean_optional(query.q.as_deref(), 100)
         .map_err(|e| ApiError::bad_request("invalid_query", format!("q {e}")).field("q"))?;
     if query.collection.as_deref().is_some_and(|c| !is_handle(c)) {
-        return Err(
-            ApiError::bad_request("invalid_query", "collection must be a handle")
-                .field("collection"),
-        );
+        return Err(ApiError::bad_request("invalid_query", "collection must be a handle").field("collection"));
     }
     if query.cursor.as_deref().is_some_and(|c| !is_uuid(c)) {
-        return Err(
-            ApiError::bad_request("invalid_query", "cursor is not a valid cursor").field("cursor"),
-        );
+        return Err(ApiError::bad_request("invalid_query", "cursor is not a valid cursor").field("cursor"));
     }
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return Err(
-            ApiError::bad_request("invalid_query", "limit must be between 1 and 100")
-                .field("limit"),
-        );
+        return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 100").field("limit"));
     }
-    let filter = ProductFilter {
-        query: q,
-        collection: query.collection,
-        after: query.cursor,
-        limit,
-    };
+    // The key is built from the validated values, not the raw query string.
+    let key = format!(
+        "list\0{}\0{}\0{}\0{limit}",
+        q.as_deref().unwrap_or(""),
+        query.collection.as_deref().unwrap_or(""),
+        query.cursor.as_deref().unwrap_or("")
+    );
+    if let Some(hit) = state.catalog_cache().get(&key) {
+        return Ok(json_bytes(hit));
+    }
+    let filter = ProductFilter { query: q, collection: query.collection, after: query.cursor, limit };
     let page = state.store().list_products(&filter).await?;
-    Ok(Json(ProductList {
-        items: page
-            .items
-            .into_iter()
-            .map(product_out)
-            .collect::<Result<_, _>>()?,
-        next: page.next,
-    }))
+    let list =
+        ProductList { items: page.items.into_iter().map(product_out).collect::<Result<_, _>>()?, next: page.next };
+    cached(&state, key, &list)
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    ([(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Serializes `value`, remembers it under `key` and answers with it.
+fn cached<T: Serialize>(state: &AppState, key: String, value: &T) -> Result<Response, ApiError> {
+    let body = Bytes::from(serde_json::to_vec(value).map_err(|e| ApiError::internal(&e))?);
+    state.catalog_cache().put(key, body.clone());
+    Ok(json_bytes(body))
 }
 
 /// One product.
@@ -161,32 +160,28 @@ pub async fn list_products(
         (status = 200, description = "The product", body = ProductOut),
         (status = 404, description = "No such product", body = crate::error::ErrorBody),
     ))]
-pub async fn get_product(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<ProductOut>, ApiError> {
+pub async fn get_product(State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     if !is_uuid(&id) {
         return Err(ApiError::not_found("product"));
     }
-    Ok(Json(product_out(state.store().product(&id).await?)?))
+    let key = format!("product\0{id}");
+    if let Some(hit) = state.catalog_cache().get(&key) {
+        return Ok(json_bytes(hit));
+    }
+    let product = product_out(state.store().product(&id).await?)?;
+    cached(&state, key, &product)
 }
 
 /// All collections.
 #[utoipa::path(get, path = "/collections", tag = "catalog",
     responses((status = 200, description = "Collections", body = CollectionList)))]
-pub async fn list_collections(
-    State(state): State<AppState>,
-) -> Result<Json<CollectionList>, ApiError> {
+pub async fn list_collections(State(state): State<AppState>) -> Result<Json<CollectionList>, ApiError> {
     let items = state
         .store()
         .collections()
         .await?
         .into_iter()
-        .map(|c| CollectionOut {
-            id: c.id,
-            handle: c.handle,
-            title: c.title,
-        })
+        .map(|c| CollectionOut { id: c.id, handle: c.handle, title: c.title })
         .collect();
     Ok(Json(CollectionList { items }))
 }

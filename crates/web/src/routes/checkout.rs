@@ -16,9 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use storefort_core::{
-    Actor, Address, AddressInput, Email, EventKind, PricingError, SecurityEvent, compute_totals,
-};
+use storefort_core::{Actor, Address, AddressInput, Email, EventKind, PricingError, SecurityEvent, compute_totals};
 use storefort_store::{CheckoutOutcome, NewOrder, StoreError, WriteTx, hash_secret};
 use utoipa::ToSchema;
 
@@ -51,18 +49,12 @@ fn validate(body: &CheckoutRequest) -> Result<Validated, ApiError> {
     if !is_token_shaped(&body.cart_id) {
         return Err(ApiError::not_found("cart").field("cart_id"));
     }
-    let email = Email::parse(&body.email).map_err(|e| {
-        ApiError::unprocessable("invalid_field", format!("email {e}")).field("email")
-    })?;
+    let email = Email::parse(&body.email)
+        .map_err(|e| ApiError::unprocessable("invalid_field", format!("email {e}")).field("email"))?;
     let address = Address::parse(&body.shipping_address).map_err(|e| {
-        ApiError::unprocessable("invalid_field", e.to_string())
-            .field(format!("shipping_address.{}", e.field))
+        ApiError::unprocessable("invalid_field", e.to_string()).field(format!("shipping_address.{}", e.field))
     })?;
-    Ok(Validated {
-        cart_hash: hash_secret(&body.cart_id),
-        email,
-        address,
-    })
+    Ok(Validated { cart_hash: hash_secret(&body.cart_id), email, address })
 }
 
 /// The Idempotency-Key header: 1 to 255 visible ASCII characters.
@@ -70,45 +62,31 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };
-    let key = raw
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
+    let key = raw.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
     key.map(|k| Some(k.to_owned())).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        )
-        .field("Idempotency-Key")
+        ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters")
+            .field("Idempotency-Key")
     })
 }
 
 /// A hash of the request that ignores formatting: the JSON is re-serialized
 /// with sorted keys, so a retry with different whitespace still matches.
 fn request_hash(body: &[u8]) -> String {
-    let canonical = serde_json::from_slice::<serde_json::Value>(body)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
+    let canonical = serde_json::from_slice::<serde_json::Value>(body).map(|v| v.to_string()).unwrap_or_default();
     hash_secret(&canonical)
 }
 
 fn pricing_error(e: PricingError) -> ApiError {
     match e {
-        PricingError::Empty => {
-            ApiError::unprocessable("cart_empty", "the cart is empty").field("cart_id")
+        PricingError::Empty => ApiError::unprocessable("cart_empty", "the cart is empty").field("cart_id"),
+        PricingError::NoShipping { country } => {
+            ApiError::unprocessable("shipping_unavailable", format!("the store does not ship to {country}"))
+                .field("shipping_address.country")
         }
-        PricingError::NoShipping { country } => ApiError::unprocessable(
-            "shipping_unavailable",
-            format!("the store does not ship to {country}"),
-        )
-        .field("shipping_address.country"),
-        PricingError::MixedCurrency { .. } => ApiError::unprocessable(
-            "currency_mismatch",
-            "the cart holds items not sold in the store currency",
-        ),
-        PricingError::Money(_) => {
-            ApiError::unprocessable("amount_too_large", "the order total is out of range")
+        PricingError::MixedCurrency { .. } => {
+            ApiError::unprocessable("currency_mismatch", "the cart holds items not sold in the store currency")
         }
+        PricingError::Money(_) => ApiError::unprocessable("amount_too_large", "the order total is out of range"),
     }
 }
 
@@ -126,14 +104,8 @@ async fn place_order(
     let priced = tx.price_cart(&v.cart_hash).await?;
     let lines: Vec<_> = priced.into_iter().map(|(l, _)| l).collect();
     let settings = state.settings();
-    let totals = compute_totals(
-        &lines,
-        settings.currency,
-        v.address.country,
-        &settings.shipping,
-        &settings.tax,
-    )
-    .map_err(pricing_error)?;
+    let totals = compute_totals(&lines, settings.currency, v.address.country, &settings.shipping, &settings.tax)
+        .map_err(pricing_error)?;
     tx.reserve_stock(&lines).await?;
     let expiry = i64::try_from(settings.order_expiry.as_millis()).unwrap_or(i64::MAX);
     let order = NewOrder {
@@ -173,13 +145,8 @@ pub async fn checkout(
     let order_id = uuid::Uuid::now_v7().to_string();
     let mut tx = state.store().begin_write(state.now_ms()).await?;
     if let Some(key) = &key {
-        let claim = tx
-            .claim_idempotency_key(
-                &hash_secret(&format!("checkout:{key}")),
-                &request_hash(&raw),
-                &order_id,
-            )
-            .await;
+        let claim =
+            tx.claim_idempotency_key(&hash_secret(&format!("checkout:{key}")), &request_hash(&raw), &order_id).await;
         match claim {
             Ok(CheckoutOutcome::Claimed) => {}
             Ok(CheckoutOutcome::Replay { order_id }) => {
@@ -189,8 +156,8 @@ pub async fn checkout(
             Err(e) => {
                 tx.rollback().await?;
                 if matches!(e, StoreError::IdempotencyMismatch) {
-                    let event = SecurityEvent::new(EventKind::IdempotencyKeyMismatch, Actor::Guest)
-                        .request(req.as_deref());
+                    let event =
+                        SecurityEvent::new(EventKind::IdempotencyKeyMismatch, Actor::Guest).request(req.as_deref());
                     if let Err(err) = state.store().record_event(&event, state.now_ms()).await {
                         tracing::warn!(error = %err, "could not record security event");
                     }
@@ -220,15 +187,10 @@ pub async fn checkout(
 
 async fn respond(state: &AppState, order_id: &str, replayed: bool) -> Result<Response, ApiError> {
     let order = order_out(state.store().order(order_id).await?)?;
-    let body = CheckoutResponse {
-        access_token: state.key().order_access_token(order_id),
-        order,
-    };
+    let body = CheckoutResponse { access_token: state.key().order_access_token(order_id), order };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
 }

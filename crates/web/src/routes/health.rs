@@ -24,9 +24,6 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
     if state.store().ping().await {
         Ok(Json(Health { status: "ok" }))
     } else {
-        Err(ApiError::unavailable(
-            "database_unavailable",
-            "the database does not answer",
-        ))
+        Err(ApiError::unavailable("database_unavailable", "the database does not answer"))
     }
 }

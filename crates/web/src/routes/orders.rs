@@ -47,9 +47,8 @@ pub struct OrderOut {
 }
 
 pub(crate) fn order_out(o: OrderView) -> Result<OrderOut, ApiError> {
-    let address: Address = serde_json::from_str(&o.shipping_address).map_err(|e| {
-        ApiError::internal(&format!("stored address of order {} is invalid: {e}", o.id))
-    })?;
+    let address: Address = serde_json::from_str(&o.shipping_address)
+        .map_err(|e| ApiError::internal(&format!("stored address of order {} is invalid: {e}", o.id)))?;
     let c = o.currency.as_str();
     let lines = o
         .lines
@@ -84,14 +83,9 @@ pub(crate) fn order_out(o: OrderView) -> Result<OrderOut, ApiError> {
 
 /// The token after `Bearer ` in the Authorization header.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
 /// An order, for the holder of its access token.
@@ -110,11 +104,9 @@ pub async fn get_order(
 ) -> Result<Json<OrderOut>, ApiError> {
     // The token is checked before any lookup, so a wrong token learns nothing
     // about whether the order exists.
-    let ok = is_uuid(&id)
-        && bearer(&headers).is_some_and(|t| state.key().verify_order_access_token(&id, t));
+    let ok = is_uuid(&id) && bearer(&headers).is_some_and(|t| state.key().verify_order_access_token(&id, t));
     if !ok {
-        let event = SecurityEvent::new(EventKind::OrderAccessDenied, Actor::Anonymous)
-            .request(req.as_deref());
+        let event = SecurityEvent::new(EventKind::OrderAccessDenied, Actor::Anonymous).request(req.as_deref());
         if let Err(e) = state.store().record_event(&event, state.now_ms()).await {
             tracing::warn!(error = %e, "could not record security event");
         }
