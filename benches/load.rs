@@ -189,11 +189,28 @@ fn checkout_body(cart: &str) -> Value {
         {"name": "Bench", "line1": "Street 1", "city": "Berlin", "postal_code": "10115", "country": "DE"}})
 }
 
+/// STOREFORT_BENCH_ONLY=checkout (or =get) runs just those phases.
+fn wanted(phase: &str) -> bool {
+    std::env::var("STOREFORT_BENCH_ONLY").map(|only| only == phase).unwrap_or(true)
+}
+
 async fn store_phases(backend: &str, url: String) -> Vec<Result> {
     let (base, uncached_base, store, products, variants) = store_app(url).await;
     let mut results = Vec::new();
+    if wanted("get") {
+        results.extend(get_phases(backend, &base, &uncached_base, products).await);
+    }
+    if wanted("checkout") {
+        results.push(checkout_phase(backend, &base, variants).await);
+    }
+    store.close().await;
+    results
+}
+
+async fn get_phases(backend: &str, base: &str, uncached_base: &str, products: Vec<String>) -> Vec<Result> {
+    let mut results = Vec::new();
     let products = Arc::new(products);
-    let b = uncached_base.clone();
+    let b = uncached_base.to_owned();
     let p = products.clone();
     results.push(
         drive(&format!("{backend}: GET /products/{{id}}, cache off"), move |c, n| {
@@ -202,7 +219,7 @@ async fn store_phases(backend: &str, url: String) -> Vec<Result> {
         })
         .await,
     );
-    let b = base.clone();
+    let b = base.to_owned();
     results.push(
         drive(&format!("{backend}: GET /products/{{id}}"), move |c, n| {
             let url = format!("{b}/api/v1/products/{}", products[n % products.len()]);
@@ -210,7 +227,7 @@ async fn store_phases(backend: &str, url: String) -> Vec<Result> {
         })
         .await,
     );
-    let b = base.clone();
+    let b = base.to_owned();
     results.push(
         drive(&format!("{backend}: GET /products?limit=20"), move |c, _| {
             let url = format!("{b}/api/v1/products?limit=20");
@@ -218,11 +235,15 @@ async fn store_phases(backend: &str, url: String) -> Vec<Result> {
         })
         .await,
     );
-    // Checkout: carts are prepared first so only the checkout is measured.
+    results
+}
+
+/// Checkout: carts are prepared first so only the checkout is measured.
+async fn checkout_phase(backend: &str, base: &str, variants: Vec<String>) -> Result {
     let carts_needed = 12_000;
     let prepared = Arc::new(std::sync::Mutex::new(Vec::with_capacity(carts_needed)));
     let variants = Arc::new(variants);
-    let b = base.clone();
+    let b = base.to_owned();
     let p = prepared.clone();
     let prep_start = Instant::now();
     let prep: Vec<_> = (0..CONNECTIONS)
@@ -254,20 +275,16 @@ async fn store_phases(backend: &str, url: String) -> Vec<Result> {
         prep_start.elapsed().as_secs_f64()
     );
     let carts = Arc::new(prepared.lock().expect("lock").clone());
-    let b = base.clone();
-    results.push(
-        drive(&format!("{backend}: POST /checkout"), move |c, n| {
-            let cart = carts.get(n).cloned();
-            let url = format!("{b}/api/v1/checkout");
-            async move {
-                let cart = cart?;
-                Some(c.post(url).json(&checkout_body(&cart)).send().await.map(|r| r.status() == 201).unwrap_or(false))
-            }
-        })
-        .await,
-    );
-    store.close().await;
-    results
+    let b = base.to_owned();
+    drive(&format!("{backend}: POST /checkout"), move |c, n| {
+        let cart = carts.get(n).cloned();
+        let url = format!("{b}/api/v1/checkout");
+        async move {
+            let cart = cart?;
+            Some(c.post(url).json(&checkout_body(&cart)).send().await.map(|r| r.status() == 201).unwrap_or(false))
+        }
+    })
+    .await
 }
 
 fn print(results: &[Result], baseline: &Result) {

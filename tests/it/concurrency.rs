@@ -27,6 +27,7 @@ async fn oversell_check(stock: i64, buyers: usize) {
     let app = spawn().await;
     let v = app.product("Limited edition", 9900, stock).await;
     let carts = carts_for(&app, &v, buyers).await;
+    let flushes_before = app.store.wal_flushes();
     let results = checkout_all(&app, &carts).await;
     let placed = results.iter().filter(|(s, _)| *s == 201).count();
     let refused = results.iter().filter(|(s, c)| *s == 409 && c == "out_of_stock").count();
@@ -34,6 +35,11 @@ async fn oversell_check(stock: i64, buyers: usize) {
     assert_eq!(placed + refused, buyers, "every other answer is a clean out_of_stock: {results:?}");
     assert_eq!(app.store.stock_counts(&v).await.expect("counts"), (0, stock, 0));
     assert_eq!(app.store.order_count().await.expect("count"), stock);
+    if app.store.backend() == storefort_store::Backend::Sqlite {
+        // Every placed order waited for a disk flush; refused ones wrote nothing.
+        let flushes = app.store.wal_flushes() - flushes_before;
+        assert!((1..=stock as u64).contains(&flushes), "{flushes} flushes for {stock} orders");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -33,13 +33,14 @@ pub struct CartView {
 impl Store {
     /// Creates an open cart whose secret id hashes to `id_hash`.
     pub async fn create_cart(&self, id_hash: &str, now_ms: i64) -> Result<(), StoreError> {
-        let _writer = self.lock_writer().await;
+        let writer = self.lock_writer().await;
         sqlx::query("INSERT INTO carts (id_hash, status, created_at, updated_at) VALUES ($1, 'open', $2, $2)")
             .bind(id_hash)
             .bind(now_ms)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        drop(writer);
+        self.durable().await
     }
 
     /// Adds `quantity` units of a variant to an open cart, merging with an
@@ -52,7 +53,7 @@ impl Store {
         limits: &CartLimits,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let _writer = self.lock_writer().await;
+        let writer = self.lock_writer().await;
         let mut tx = self.pool.begin().await?;
         // Touching the cart row first locks it on PostgreSQL, so concurrent
         // adds to one cart run one after the other, and checks it is open.
@@ -104,12 +105,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        drop(writer);
+        self.durable().await
     }
 
     /// Removes a variant's line from an open cart.
     pub async fn remove_cart_line(&self, id_hash: &str, variant_id: &str, now_ms: i64) -> Result<(), StoreError> {
-        let _writer = self.lock_writer().await;
+        let writer = self.lock_writer().await;
         let mut tx = self.pool.begin().await?;
         let touched = sqlx::query("UPDATE carts SET updated_at = $1 WHERE id_hash = $2 AND status = 'open'")
             .bind(now_ms)
@@ -128,7 +130,8 @@ impl Store {
             return Err(StoreError::NotFound { what: "cart line" });
         }
         tx.commit().await?;
-        Ok(())
+        drop(writer);
+        self.durable().await
     }
 
     /// Why an update of an open cart matched nothing: gone, or checked out.

@@ -11,6 +11,7 @@
 mod carts;
 mod catalog;
 mod db;
+mod durability;
 mod error;
 mod events;
 mod orders;

@@ -17,8 +17,9 @@ pub struct WriteTx {
     pub(crate) tx: Transaction<'static, Any>,
     pub(crate) now_ms: i64,
     events: Vec<SecurityEvent>,
-    // Held until commit or drop: SQLite's single writer slot.
-    _writer: Option<OwnedMutexGuard<()>>,
+    /// Held until commit or drop: SQLite's single writer slot.
+    writer: Option<OwnedMutexGuard<()>>,
+    store: Store,
 }
 
 impl Store {
@@ -36,7 +37,7 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx { tx, now_ms, events: Vec::new(), _writer: writer })
+        Ok(WriteTx { tx, now_ms, events: Vec::new(), writer, store: self.clone() })
     }
 }
 
@@ -51,14 +52,17 @@ impl WriteTx {
         self.events.push(event);
     }
 
-    /// Writes `event` (and any recorded before) and commits. The events reach
-    /// the structured log only once the commit has succeeded.
+    /// Writes `event` (and any recorded before), commits, and returns once
+    /// the commit is on disk. The events reach the structured log only then.
     pub async fn commit(mut self, event: SecurityEvent) -> Result<(), StoreError> {
         self.events.push(event);
         for e in &self.events {
             events::insert(&mut self.tx, e, self.now_ms).await?;
         }
         self.tx.commit().await?;
+        // Let the next writer in while this commit waits for the disk.
+        drop(self.writer.take());
+        self.store.durable().await?;
         for e in &self.events {
             events::log(e);
         }
