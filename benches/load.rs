@@ -313,7 +313,7 @@ fn main() {
         let baseline = bare_baseline().await;
         let mut results = vec![];
         let dir = tempfile::tempdir().expect("dir");
-        eprintln!("storefort on SQLite (WAL, synchronous=FULL)");
+        eprintln!("storefort on SQLite (WAL, group commit: every acknowledged write flushed)");
         let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
         results.extend(store_phases("SQLite", sqlite).await);
         if let Ok(pg) = std::env::var("STOREFORT_BENCH_POSTGRES_URL") {

@@ -24,6 +24,7 @@ pub struct SetPrice {
     #[schema(minimum = 0, maximum = 10_000_000_000_000_i64)]
     pub amount: i64,
     /// Must be the store currency.
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
 }
 

@@ -42,6 +42,7 @@ pub struct CartOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddLine {
+    #[schema(format = Uuid)]
     pub variant_id: String,
     /// Units to add, 1 to 100 in total per variant.
     #[schema(minimum = 1, maximum = 100)]

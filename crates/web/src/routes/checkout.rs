@@ -24,6 +24,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
+    /// The `id` returned by `POST /api/v1/carts`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
     pub cart_id: String,
     #[schema(max_length = 254, example = "ada@example.com")]
     pub email: String,
