@@ -1,0 +1,48 @@
+//! The two hashes of RFC 9162 §2.1.1, with domain separation so a leaf can
+//! never be passed off as an interior node.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 output.
+pub type Hash = [u8; 32];
+
+/// `SHA-256(0x00 || entry)`.
+pub fn leaf_hash(entry: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0x00]);
+    h.update(entry);
+    h.finalize().into()
+}
+
+/// `SHA-256(0x01 || left || right)`.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0x01]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// Plain SHA-256, for content commitments.
+pub fn sha256(data: &[u8]) -> Hash {
+    Sha256::digest(data).into()
+}
+
+/// Standard base64, as used in checkpoints and receipts.
+pub fn to_b64(h: &Hash) -> String {
+    STANDARD.encode(h)
+}
+
+/// Parses a base64 hash.
+pub fn from_b64(s: &str) -> Option<Hash> {
+    STANDARD.decode(s).ok()?.try_into().ok()
+}
+
+/// Parses a hex hash.
+pub fn from_hex(s: &str) -> Option<Hash> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
+}
