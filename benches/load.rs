@@ -133,11 +133,12 @@ async fn bare_baseline() -> Result {
 /// Storefort on a fresh database with 20 products of 3 variants each; serves
 /// one app with the catalog cache on and one with it off.
 async fn store_app(url: String) -> (String, String, Store, Vec<String>, Vec<String>) {
-    let store = Store::open(&StoreOptions { url, max_connections: 16 }).await.expect("open store");
+    let store =
+        Store::open(&StoreOptions { url, max_connections: 16, ledger_mac_key: [7; 32] }).await.expect("open store");
     let now = SystemClock.now_ms();
     let mut products = Vec::new();
     let mut variants = Vec::new();
-    let mut tx = store.begin_write(now).await.expect("tx");
+    let mut tx = store.begin_write(now, "system", None).await.expect("tx");
     for i in 0..20 {
         let product = NewProduct {
             id: uuid::Uuid::now_v7().to_string(),

@@ -29,9 +29,16 @@ fn prepare_data_dir(cfg: &Config) -> Result<()> {
         .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))
 }
 
-async fn open_store(cfg: &Config) -> Result<Store> {
+/// Purpose label of the ledger MAC key derived from the server key.
+pub const LEDGER_MAC_PURPOSE: &str = "storefort/ledger-mac/v1";
+
+async fn open_store(cfg: &Config, key: &storefort_web::ServerKey) -> Result<Store> {
     let url = cfg.database_url()?;
-    let options = StoreOptions { url, max_connections: cfg.store.max_db_connections };
+    let options = StoreOptions {
+        url,
+        max_connections: cfg.store.max_db_connections,
+        ledger_mac_key: key.subkey(LEDGER_MAC_PURPOSE),
+    };
     // The URL may hold a password: errors name the backend, never the URL.
     Store::open(&options).await.map_err(|e| {
         anyhow::anyhow!("cannot open the database: {e} ({:?})", std::error::Error::source(&e).map(ToString::to_string))
@@ -62,7 +69,7 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
     init_logging(&cfg.log_format);
     prepare_data_dir(&cfg)?;
     let key = keyfile::load_or_create(&cfg.data_dir)?;
-    let store = open_store(&cfg).await?;
+    let store = open_store(&cfg, &key).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
     if demo_data {
         let added = demo::seed_if_empty(&store, settings.currency.code(), now_ms()).await?;
@@ -126,7 +133,8 @@ async fn shutdown_signal() {
 pub async fn reset_admin_token(cfg: Config) -> Result<()> {
     cfg.settings()?;
     prepare_data_dir(&cfg)?;
-    let store = open_store(&cfg).await?;
+    let key = keyfile::load_or_create(&cfg.data_dir)?;
+    let store = open_store(&cfg, &key).await?;
     let token = admin_auth::rotate_bootstrap_token(&store, now_ms()).await?;
     store.close().await;
     announce_token(&token);

@@ -57,7 +57,9 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     init_test_logging();
     let dir = tempfile::tempdir().expect("temp dir");
     let db_url = fresh_database_url(&dir).await;
-    let store = Store::open(&StoreOptions { url: db_url, max_connections: 16 }).await.expect("open store");
+    let store = Store::open(&StoreOptions { url: db_url, max_connections: 16, ledger_mac_key: [7; 32] })
+        .await
+        .expect("open store");
     let clock = ManualClock::new();
     let admin_token = admin_auth::ensure_bootstrap_token(&store, 0).await.expect("token").expect("fresh token");
     let key = ServerKey::generate().expect("rng");
@@ -140,7 +142,7 @@ impl TestApp {
                 stock,
             }],
         };
-        let mut tx = self.store.begin_write(self.clock_now()).await.expect("tx");
+        let mut tx = self.store.begin_write(self.clock_now(), "system", None).await.expect("tx");
         tx.insert_product(&product).await.expect("insert");
         tx.commit(storefort_core::SecurityEvent::new(
             storefort_core::EventKind::CatalogSeeded,

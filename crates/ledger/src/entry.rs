@@ -2,9 +2,10 @@
 //!
 //! An entry is JSON with object keys sorted at every depth, no floats and
 //! no insignificant whitespace, so the same entry always has the same bytes
-//! and the same leaf hash, in any language. Each entry names its position
-//! and the hash of the entry before it, so a deleted, reordered or inserted
-//! entry breaks the chain at a place that can be named.
+//! and the same leaf hash, in any language. Each entry names its own
+//! position, so a deleted, reordered or inserted entry shows up at a place
+//! that can be named; the Merkle tree and the signed checkpoints bind the
+//! whole sequence.
 //!
 //! Entries carry ids, amounts, codes and hashes. Never personal data in
 //! plaintext: where an entry commits to personal data it holds a keyed
@@ -25,8 +26,6 @@ pub struct Entry {
     pub v: u64,
     /// Position in the log, from 0.
     pub index: u64,
-    /// Hex leaf hash of the entry at `index - 1` (64 zeros for the first).
-    pub prev: String,
     /// What happened, e.g. `order_placed`, `price_changed`.
     pub kind: String,
     /// Who did it: an account id, `bootstrap_admin`, `guest` or `system`.
@@ -78,9 +77,6 @@ impl Entry {
         Ok(leaf_hash(self.to_canonical()?.as_bytes()))
     }
 }
-
-/// The `prev` of the first entry.
-pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// JSON with sorted keys at every depth and no whitespace; refuses floats.
 pub fn canonical_json(value: &Value) -> Result<String, EntryError> {
@@ -138,7 +134,6 @@ mod tests {
         Entry {
             v: VERSION,
             index: 0,
-            prev: GENESIS_PREV.into(),
             kind: "price_changed".into(),
             actor: "bootstrap_admin".into(),
             targets: vec!["v1".into()],
@@ -153,7 +148,7 @@ mod tests {
         let text = entry().to_canonical().expect("encodes");
         assert_eq!(
             text,
-            r#"{"actor":"bootstrap_admin","at":1700000000000,"change":{"currency":"EUR","new":250,"old":100},"index":0,"kind":"price_changed","prev":"0000000000000000000000000000000000000000000000000000000000000000","request_id":"r1","targets":["v1"],"v":1}"#
+            r#"{"actor":"bootstrap_admin","at":1700000000000,"change":{"currency":"EUR","new":250,"old":100},"index":0,"kind":"price_changed","request_id":"r1","targets":["v1"],"v":1}"#
         );
         assert_eq!(Entry::from_canonical(&text), Ok(entry()));
     }

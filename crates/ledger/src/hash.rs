@@ -30,6 +30,15 @@ pub fn sha256(data: &[u8]) -> Hash {
     Sha256::digest(data).into()
 }
 
+/// Hex HMAC-SHA256 of `data` under `key`: the per-entry authenticator.
+pub fn mac_hex(key: &[u8; 32], data: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    // A 32-byte key is always a valid HMAC key.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(data);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// Standard base64, as used in checkpoints and receipts.
 pub fn to_b64(h: &Hash) -> String {
     STANDARD.encode(h)

@@ -138,7 +138,7 @@ impl Receipt {
 mod tests {
     use super::*;
     use crate::checkpoint::{Checkpoint, LedgerKey};
-    use crate::entry::{GENESIS_PREV, VERSION};
+    use crate::entry::VERSION;
     use crate::hash::to_b64;
     use crate::tree::{FullTree, inclusion_proof};
     use serde_json::json;
@@ -150,7 +150,6 @@ mod tests {
         let entry = Entry {
             v: VERSION,
             index: 3,
-            prev: GENESIS_PREV.into(),
             kind: "order_placed".into(),
             actor: "guest".into(),
             targets: vec!["o1".into()],

@@ -4,6 +4,7 @@
 use crate::Store;
 use crate::error::StoreError;
 use crate::tx::WriteTx;
+use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
@@ -264,13 +265,18 @@ impl WriteTx {
             .await?
             .ok_or(StoreError::NotFound { what: "variant" })?;
         let old: i64 = row.try_get("price_amount")?;
-        sqlx::query("UPDATE variants SET price_amount = $1, currency = $2, updated_at = $3 WHERE id = $4")
-            .bind(amount)
-            .bind(currency)
-            .bind(self.now_ms)
-            .bind(variant_id)
-            .execute(&mut *self.tx)
-            .await?;
+        let change = json!({"variant": variant_id, "old": old, "new": amount, "currency": currency});
+        let entry = self.append("price_changed", vec![variant_id.to_owned()], change).await?;
+        sqlx::query(
+            "UPDATE variants SET price_amount = $1, currency = $2, updated_at = $3, ledger_hash = $4 WHERE id = $5",
+        )
+        .bind(amount)
+        .bind(currency)
+        .bind(self.now_ms)
+        .bind(entry.leaf_hex())
+        .bind(variant_id)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(old)
     }
 
@@ -283,9 +289,12 @@ impl WriteTx {
             .await?
             .ok_or(StoreError::NotFound { what: "variant" })?;
         let old: i64 = row.try_get("available")?;
-        sqlx::query("UPDATE variants SET available = $1, updated_at = $2 WHERE id = $3")
+        let change = json!({"variant": variant_id, "old": old, "new": available});
+        let entry = self.append("stock_changed", vec![variant_id.to_owned()], change).await?;
+        sqlx::query("UPDATE variants SET available = $1, updated_at = $2, ledger_hash = $3 WHERE id = $4")
             .bind(available)
             .bind(self.now_ms)
+            .bind(entry.leaf_hex())
             .bind(variant_id)
             .execute(&mut *self.tx)
             .await?;
@@ -295,6 +304,15 @@ impl WriteTx {
     /// Inserts a product with its variants and collection memberships.
     pub async fn insert_product(&mut self, p: &NewProduct) -> Result<(), StoreError> {
         let skus: Vec<&str> = p.variants.iter().map(|v| v.sku.as_str()).collect();
+        let variants: Vec<_> = p
+            .variants
+            .iter()
+            .map(|v| json!({"id": v.id, "sku": v.sku, "price": v.price_amount, "currency": v.currency, "available": v.stock}))
+            .collect();
+        let mut targets = vec![p.id.clone()];
+        targets.extend(p.variants.iter().map(|v| v.id.clone()));
+        let change = json!({"product": p.id, "handle": p.handle, "variants": variants});
+        let entry = self.append("product_created", targets, change).await?;
         let search = format!("{} {} {}", p.title, p.description, skus.join(" ")).to_lowercase();
         sqlx::query(
             "INSERT INTO products (id, handle, title, description, search_text, created_at) \
@@ -311,7 +329,7 @@ impl WriteTx {
         for (position, v) in p.variants.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO variants (id, product_id, sku, title, price_amount, currency, available, \
-                 reserved, sold, position, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, $8, $9)",
+                 reserved, sold, position, updated_at, ledger_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, $8, $9, $10)",
             )
             .bind(v.id.clone())
             .bind(p.id.clone())
@@ -322,6 +340,7 @@ impl WriteTx {
             .bind(v.stock)
             .bind(position as i64)
             .bind(self.now_ms)
+            .bind(entry.leaf_hex())
             .execute(&mut *self.tx)
             .await?;
         }

@@ -16,12 +16,15 @@ pub enum Backend {
     Postgres,
 }
 
-/// How to open the store.
-#[derive(Debug, Clone)]
+/// How to open the store. Not `Debug`: the URL may hold a password and
+/// the options hold a key.
+#[derive(Clone)]
 pub struct StoreOptions {
     /// `sqlite://path?mode=rwc` or `postgres://…`.
     pub url: String,
     pub max_connections: u32,
+    /// Key of the per-entry ledger MAC; kept outside the database.
+    pub ledger_mac_key: [u8; 32],
 }
 
 /// The store's handle on its database. Cheap to clone.
@@ -35,6 +38,7 @@ pub struct Store {
     pub(crate) sqlite_writer: Option<Arc<Mutex<()>>>,
     /// SQLite's group commit (see [`crate::durability`]).
     pub(crate) wal_sync: Option<Arc<WalSync>>,
+    ledger_mac_key: Arc<zeroize::Zeroizing<[u8; 32]>>,
 }
 
 impl Store {
@@ -77,7 +81,8 @@ impl Store {
             .map_err(StoreError::Database)?;
         let sqlite_writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let wal_sync = if backend == Backend::Sqlite { wal_sync } else { None };
-        let store = Store { pool, backend, sqlite_writer, wal_sync };
+        let ledger_mac_key = Arc::new(zeroize::Zeroizing::new(options.ledger_mac_key));
+        let store = Store { pool, backend, sqlite_writer, wal_sync, ledger_mac_key };
         store.migrate().await?;
         Ok(store)
     }
@@ -101,6 +106,11 @@ impl Store {
     /// Disk flushes performed by SQLite's group commit so far.
     pub fn wal_flushes(&self) -> u64 {
         self.wal_sync.as_ref().map(|s| s.flushes()).unwrap_or(0)
+    }
+
+    /// The ledger MAC key.
+    pub(crate) fn ledger_mac_key(&self) -> &[u8; 32] {
+        &self.ledger_mac_key
     }
 
     /// Which backend this store runs on.

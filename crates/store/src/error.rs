@@ -21,6 +21,8 @@ pub enum StoreError {
     Conflict { constraint: String },
     #[error("a stored {what} is corrupt")]
     Corrupt { what: &'static str },
+    #[error("a change was about to be committed without a ledger entry")]
+    Unrecorded,
     #[error("database error")]
     Database(#[source] sqlx::Error),
 }

@@ -14,6 +14,7 @@ mod db;
 mod durability;
 mod error;
 mod events;
+pub mod ledger;
 mod orders;
 mod settings;
 mod tx;

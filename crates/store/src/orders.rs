@@ -4,10 +4,14 @@
 use crate::Store;
 use crate::carts::line_title;
 use crate::error::StoreError;
+use crate::ledger::{order_personal, order_snapshot};
 use crate::tx::WriteTx;
+use serde_json::json;
 use sqlx::Row;
 use storefort_core::order::StockEffect;
 use storefort_core::{OrderStatus, PricedLine, Totals};
+use storefort_ledger::Entry;
+use storefort_ledger::receipt::{personal_commitment, snapshot_hash};
 
 /// The result of claiming an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +34,44 @@ pub struct NewOrder {
     pub shipping_address: String,
     pub lines: Vec<PricedLine>,
     pub expires_at: i64,
+}
+
+impl NewOrder {
+    /// The order as it will be stored, for snapshot hashing.
+    pub(crate) fn view(&self, number: i64, now_ms: i64) -> Result<OrderView, StoreError> {
+        let lines = self
+            .lines
+            .iter()
+            .map(|l| {
+                let total =
+                    l.unit_price.checked_mul(l.quantity).map_err(|_| StoreError::Corrupt { what: "line total" })?;
+                Ok(OrderLineView {
+                    variant_id: l.variant_id.clone(),
+                    sku: l.sku.clone(),
+                    title: l.title.clone(),
+                    unit_price: l.unit_price.amount,
+                    quantity: i64::from(l.quantity),
+                    line_total: total.amount,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(OrderView {
+            id: self.id.clone(),
+            number,
+            status: OrderStatus::PendingPayment,
+            currency: self.currency.clone(),
+            subtotal: self.totals.subtotal.amount,
+            shipping: self.totals.shipping.amount,
+            tax: self.totals.tax.amount,
+            total: self.totals.total.amount,
+            email: self.email.clone(),
+            shipping_address: self.shipping_address.clone(),
+            created_at: now_ms,
+            updated_at: now_ms,
+            expires_at: self.expires_at,
+            lines,
+        })
+    }
 }
 
 /// One line of a placed order, as snapshotted.
@@ -183,19 +225,40 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Inserts the order snapshot with the next order number.
+    /// Inserts the order snapshot with the next order number, and appends
+    /// its `order_placed` ledger entry: a hash of the snapshot, a keyed
+    /// commitment to the personal data, and the stock it reserved.
     pub async fn insert_order(&mut self, order: &NewOrder) -> Result<i64, StoreError> {
-        // Taken last, so the counter row is locked for as short a time as
+        // Taken late, so the counter row is locked for as short a time as
         // possible on PostgreSQL.
         let number: i64 =
             sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'order_number' RETURNING value")
                 .fetch_one(&mut *self.tx)
                 .await?
                 .try_get("value")?;
+        let view = order.view(number, self.now_ms)?;
+        let mut personal_key = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(personal_key.as_mut())
+            .map_err(|_| StoreError::Corrupt { what: "system random number generator" })?;
+        let snapshot =
+            snapshot_hash(&order_snapshot(&view)).map_err(|_| StoreError::Corrupt { what: "order snapshot" })?;
+        let commitment = personal_commitment(personal_key.as_ref(), &order_personal(&view))
+            .map_err(|_| StoreError::Corrupt { what: "order snapshot" })?;
+        let lines: Vec<_> =
+            order.lines.iter().map(|l| json!({"variant": l.variant_id, "quantity": l.quantity})).collect();
+        let change = json!({
+            "number": number,
+            "snapshot_sha256": snapshot,
+            "personal_commitment": commitment,
+            "total": order.totals.total.amount,
+            "currency": order.currency,
+            "reserved": lines,
+        });
+        let entry = self.append("order_placed", vec![order.id.clone()], change).await?;
         sqlx::query(
             "INSERT INTO orders (id, number, cart_id_hash, status, currency, subtotal, shipping, tax, total, \
-             email, shipping_address, created_at, updated_at, expires_at) \
-             VALUES ($1, $2, $3, 'pending_payment', $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
+             email, shipping_address, created_at, updated_at, expires_at, ledger_hash, personal_key) \
+             VALUES ($1, $2, $3, 'pending_payment', $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14)",
         )
         .bind(order.id.clone())
         .bind(number)
@@ -209,11 +272,11 @@ impl WriteTx {
         .bind(order.shipping_address.clone())
         .bind(self.now_ms)
         .bind(order.expires_at)
+        .bind(entry.leaf_hex())
+        .bind(hex::encode(personal_key.as_ref()))
         .execute(&mut *self.tx)
         .await?;
-        for (position, line) in order.lines.iter().enumerate() {
-            let line_total =
-                line.unit_price.checked_mul(line.quantity).map_err(|_| StoreError::Corrupt { what: "line total" })?;
+        for (position, line) in view.lines.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO order_lines (order_id, position, variant_id, sku, title, unit_price, quantity, line_total) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -223,9 +286,9 @@ impl WriteTx {
             .bind(line.variant_id.clone())
             .bind(line.sku.clone())
             .bind(line.title.clone())
-            .bind(line.unit_price.amount)
-            .bind(i64::from(line.quantity))
-            .bind(line_total.amount)
+            .bind(line.unit_price)
+            .bind(line.quantity)
+            .bind(line.line_total)
             .execute(&mut *self.tx)
             .await?;
         }
@@ -243,16 +306,37 @@ impl WriteTx {
         let status: String = row.try_get("status")?;
         let from = OrderStatus::parse(&status).ok_or(StoreError::Corrupt { what: "order status" })?;
         let effect = from.transition(to)?;
+        // The new entry repeats the commitments of the placement entry, taken
+        // from the ledger (not from the row, which could have been edited), so
+        // a receipt for this entry proves the same order.
+        let placed: String =
+            sqlx::query("SELECT entry FROM ledger_entries WHERE target = $1 AND kind = 'order_placed'")
+                .bind(order_id)
+                .fetch_optional(&mut *self.tx)
+                .await?
+                .ok_or(StoreError::Corrupt { what: "order ledger entry" })?
+                .try_get("entry")?;
+        let placed = Entry::from_canonical(&placed).map_err(|_| StoreError::Corrupt { what: "order ledger entry" })?;
+        let change = json!({
+            "from": from.as_str(),
+            "to": to.as_str(),
+            "snapshot_sha256": placed.change["snapshot_sha256"],
+            "personal_commitment": placed.change["personal_commitment"],
+        });
+        let entry = self.append("order_status_changed", vec![order_id.to_owned()], change).await?;
         // Conditional on the status we read: a concurrent change makes this
         // match nothing, and the caller sees a conflict instead of a double
         // release of stock.
-        let updated = sqlx::query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
-            .bind(to.as_str())
-            .bind(self.now_ms)
-            .bind(order_id)
-            .bind(from.as_str())
-            .execute(&mut *self.tx)
-            .await?;
+        let updated = sqlx::query(
+            "UPDATE orders SET status = $1, updated_at = $2, ledger_hash = $3 WHERE id = $4 AND status = $5",
+        )
+        .bind(to.as_str())
+        .bind(self.now_ms)
+        .bind(entry.leaf_hex())
+        .bind(order_id)
+        .bind(from.as_str())
+        .execute(&mut *self.tx)
+        .await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::Conflict { constraint: "order_status".into() });
         }
@@ -328,6 +412,17 @@ impl Store {
             expires_at: r.try_get("expires_at")?,
             lines,
         })
+    }
+
+    /// The ledger fields of an order: its latest entry's leaf hash and the
+    /// key of its personal-data commitment (None once erased).
+    pub async fn order_ledger_fields(&self, id: &str) -> Result<(String, Option<String>), StoreError> {
+        let row = sqlx::query("SELECT ledger_hash, personal_key FROM orders WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound { what: "order" })?;
+        Ok((row.try_get("ledger_hash")?, row.try_get("personal_key")?))
     }
 
     /// Ids of unpaid orders whose reservation has run out, oldest first.

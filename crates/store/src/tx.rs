@@ -1,8 +1,8 @@
 //! The spine's transaction: every state change runs inside a [`WriteTx`].
 //!
 //! A `WriteTx` can only be committed together with a security event, which is
-//! inserted in the same transaction; so no change exists without its record.
-//! (The ledger issue adds its entry here too.)
+//! inserted in the same transaction, and only after at least one ledger entry
+//! was appended in it; so no change exists without its record.
 
 use crate::Store;
 use crate::db::Backend;
@@ -16,10 +16,15 @@ use tokio::sync::OwnedMutexGuard;
 pub struct WriteTx {
     pub(crate) tx: Transaction<'static, Any>,
     pub(crate) now_ms: i64,
+    /// Who is making the change, as the ledger records it.
+    pub(crate) actor: String,
+    pub(crate) request_id: Option<String>,
+    /// Ledger entries appended so far.
+    pub(crate) appended: usize,
     events: Vec<SecurityEvent>,
     /// Held until commit or drop: SQLite's single writer slot.
     writer: Option<OwnedMutexGuard<()>>,
-    store: Store,
+    pub(crate) store: Store,
 }
 
 impl Store {
@@ -28,7 +33,7 @@ impl Store {
     /// On SQLite the transaction starts with `BEGIN IMMEDIATE`, taking the
     /// write lock up front: a deferred transaction that upgrades later can
     /// fail with SQLITE_BUSY instead of waiting.
-    pub async fn begin_write(&self, now_ms: i64) -> Result<WriteTx, StoreError> {
+    pub async fn begin_write(&self, now_ms: i64, actor: &str, request_id: Option<&str>) -> Result<WriteTx, StoreError> {
         let writer = match &self.sqlite_writer {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,
@@ -37,7 +42,16 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx { tx, now_ms, events: Vec::new(), writer, store: self.clone() })
+        Ok(WriteTx {
+            tx,
+            now_ms,
+            actor: actor.to_owned(),
+            request_id: request_id.map(str::to_owned),
+            appended: 0,
+            events: Vec::new(),
+            writer,
+            store: self.clone(),
+        })
     }
 }
 
@@ -55,6 +69,11 @@ impl WriteTx {
     /// Writes `event` (and any recorded before), commits, and returns once
     /// the commit is on disk. The events reach the structured log only then.
     pub async fn commit(mut self, event: SecurityEvent) -> Result<(), StoreError> {
+        if self.appended == 0 {
+            // A change without its ledger entry must never exist.
+            self.tx.rollback().await?;
+            return Err(StoreError::Unrecorded);
+        }
         self.events.push(event);
         for e in &self.events {
             events::insert(&mut self.tx, e, self.now_ms).await?;

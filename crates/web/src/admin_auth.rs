@@ -47,11 +47,13 @@ pub async fn ensure_bootstrap_token(store: &Store, now_ms: i64) -> Result<Option
         return Ok(None);
     }
     let token = random_token().map_err(|e| StoreError::Corrupt { what: leak_free(e) })?;
-    let mut tx = store.begin_write(now_ms).await?;
+    let mut tx = store.begin_write(now_ms, "system", None).await?;
     if !tx.insert_setting_if_absent(TOKEN_SETTING, &hash_secret(&token)).await? {
         tx.rollback().await?;
         return Ok(None);
     }
+    tx.append("admin_token_issued", vec!["bootstrap_admin_token".into()], serde_json::json!({"rotated": false}))
+        .await?;
     tx.commit(SecurityEvent::new(EventKind::AdminTokenIssued, Actor::System)).await?;
     Ok(Some(token))
 }
@@ -59,8 +61,9 @@ pub async fn ensure_bootstrap_token(store: &Store, now_ms: i64) -> Result<Option
 /// Replaces the bootstrap token (the owner lost it) and returns the new one.
 pub async fn rotate_bootstrap_token(store: &Store, now_ms: i64) -> Result<String, StoreError> {
     let token = random_token().map_err(|e| StoreError::Corrupt { what: leak_free(e) })?;
-    let mut tx = store.begin_write(now_ms).await?;
+    let mut tx = store.begin_write(now_ms, "system", None).await?;
     tx.set_setting(TOKEN_SETTING, &hash_secret(&token)).await?;
+    tx.append("admin_token_issued", vec!["bootstrap_admin_token".into()], serde_json::json!({"rotated": true})).await?;
     tx.commit(SecurityEvent::new(EventKind::AdminTokenIssued, Actor::System).with("rotated", 1)).await?;
     Ok(token)
 }

@@ -71,7 +71,7 @@ pub async fn seed_if_empty(store: &Store, currency: &str, now_ms: i64) -> Result
     if !store.catalog_is_empty().await? {
         return Ok(0);
     }
-    let mut tx = store.begin_write(now_ms).await?;
+    let mut tx = store.begin_write(now_ms, "system", None).await?;
     for (handle, title, description, collections, variants) in PRODUCTS {
         let product = NewProduct {
             id: uuid::Uuid::now_v7().to_string(),

@@ -115,7 +115,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { .. } => {
                 ApiError::conflict("conflict", "the request conflicts with the current state; retry")
             }
-            e @ (StoreError::Corrupt { .. } | StoreError::Database(_)) => {
+            e @ (StoreError::Corrupt { .. } | StoreError::Database(_) | StoreError::Unrecorded) => {
                 if e.is_transient() {
                     tracing::warn!(error = ?e, "database busy");
                     return ApiError::unavailable("busy", "the store is busy; retry shortly");

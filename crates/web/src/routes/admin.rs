@@ -104,7 +104,7 @@ pub async fn set_price(
     }
     let price = Money::new(body.amount, currency)
         .map_err(|e| ApiError::unprocessable("invalid_field", format!("amount {e}")).field("amount"))?;
-    let mut tx = state.store().begin_write(state.now_ms()).await?;
+    let mut tx = state.store().begin_write(state.now_ms(), Actor::BootstrapAdmin.as_str(), req.as_deref()).await?;
     let old = match tx.set_price(&id, price.amount, price.currency.code()).await {
         Ok(old) => old,
         Err(e) => {
@@ -145,7 +145,7 @@ pub async fn set_stock(
     if !(0..=1_000_000_000).contains(&body.available) {
         return Err(ApiError::unprocessable("invalid_field", "available must be 0 to 1000000000").field("available"));
     }
-    let mut tx = state.store().begin_write(state.now_ms()).await?;
+    let mut tx = state.store().begin_write(state.now_ms(), Actor::BootstrapAdmin.as_str(), req.as_deref()).await?;
     let old = match tx.set_available(&id, body.available).await {
         Ok(old) => old,
         Err(e) => {
@@ -217,7 +217,7 @@ pub async fn change_order_status(
     actor: Actor,
     request_id: Option<&str>,
 ) -> Result<(), StoreError> {
-    let mut tx = state.store().begin_write(state.now_ms()).await?;
+    let mut tx = state.store().begin_write(state.now_ms(), actor.as_str(), request_id).await?;
     let change = match tx.transition_order(order_id, to).await {
         Ok(c) => c,
         Err(e) => {

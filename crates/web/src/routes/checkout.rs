@@ -145,7 +145,7 @@ pub async fn checkout(
     let key = idempotency_key(&headers)?;
     let v = validate(&body)?;
     let order_id = uuid::Uuid::now_v7().to_string();
-    let mut tx = state.store().begin_write(state.now_ms()).await?;
+    let mut tx = state.store().begin_write(state.now_ms(), "guest", req.as_deref()).await?;
     if let Some(key) = &key {
         let claim =
             tx.claim_idempotency_key(&hash_secret(&format!("checkout:{key}")), &request_hash(&raw), &order_id).await;

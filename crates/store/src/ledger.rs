@@ -1,0 +1,259 @@
+//! The ledger's persistence: appending entries inside the spine's
+//! transaction, and reading entries, nodes and checkpoints back for proofs,
+//! checkpoints and verification.
+//!
+//! Appending takes the next index from `ledger_head` with a conditional
+//! update, which on PostgreSQL locks the head row until commit: entries are
+//! numbered in commit order across every instance, with no gaps.
+
+use crate::Store;
+use crate::error::StoreError;
+use crate::tx::WriteTx;
+use serde_json::{Value, json};
+use sqlx::Row;
+use std::collections::HashMap;
+use storefort_ledger::entry::VERSION;
+use storefort_ledger::hash::{Hash, from_hex, mac_hex};
+use storefort_ledger::{Entry, leaf_hash};
+
+/// Where an appended entry landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub index: u64,
+    pub leaf: Hash,
+}
+
+impl Appended {
+    pub fn leaf_hex(&self) -> String {
+        hex::encode(self.leaf)
+    }
+}
+
+/// A stored entry as read back, unverified.
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    pub idx: i64,
+    pub leaf_hash: String,
+    pub mac: String,
+    pub kind: String,
+    pub entry: String,
+}
+
+/// A stored checkpoint.
+#[derive(Debug, Clone)]
+pub struct StoredCheckpoint {
+    pub size: i64,
+    pub root: String,
+    pub note: String,
+    pub created_at: i64,
+}
+
+impl WriteTx {
+    /// Appends an entry recording this transaction's change. Call it for
+    /// every change; [`WriteTx::commit`] refuses a transaction without one.
+    pub async fn append(&mut self, kind: &str, targets: Vec<String>, change: Value) -> Result<Appended, StoreError> {
+        let size: i64 = sqlx::query("UPDATE ledger_head SET size = size + 1 WHERE id = 1 RETURNING size")
+            .fetch_one(&mut *self.tx)
+            .await?
+            .try_get("size")?;
+        let index = u64::try_from(size - 1).map_err(|_| StoreError::Corrupt { what: "ledger head" })?;
+        let entry = Entry {
+            v: VERSION,
+            index,
+            kind: kind.to_owned(),
+            actor: self.actor.clone(),
+            targets,
+            change,
+            at: self.now_ms,
+            request_id: self.request_id.clone(),
+        };
+        let text = entry.to_canonical().map_err(|_| StoreError::Corrupt { what: "ledger entry" })?;
+        let leaf = leaf_hash(text.as_bytes());
+        let mac = mac_hex(self.store.ledger_mac_key(), &leaf);
+        sqlx::query(
+            "INSERT INTO ledger_entries (idx, leaf_hash, mac, kind, target, entry) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(size - 1)
+        .bind(hex::encode(leaf))
+        .bind(mac)
+        .bind(kind)
+        .bind(entry.targets.first().cloned())
+        .bind(text)
+        .execute(&mut *self.tx)
+        .await?;
+        self.appended += 1;
+        Ok(Appended { index, leaf })
+    }
+}
+
+impl Store {
+    /// Number of entries in the log.
+    pub async fn ledger_size(&self) -> Result<u64, StoreError> {
+        let size: i64 =
+            sqlx::query("SELECT size FROM ledger_head WHERE id = 1").fetch_one(&self.pool).await?.try_get("size")?;
+        u64::try_from(size).map_err(|_| StoreError::Corrupt { what: "ledger head" })
+    }
+
+    /// Entries with `from <= idx < to`, in index order.
+    pub async fn ledger_entries(&self, from: u64, to: u64) -> Result<Vec<StoredEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT idx, leaf_hash, mac, kind, entry FROM ledger_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+        )
+        .bind(i64::try_from(from).unwrap_or(i64::MAX))
+        .bind(i64::try_from(to).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredEntry {
+                    idx: r.try_get("idx")?,
+                    leaf_hash: r.try_get("leaf_hash")?,
+                    mac: r.try_get("mac")?,
+                    kind: r.try_get("kind")?,
+                    entry: r.try_get("entry")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// The latest entry whose first target is `target`.
+    pub async fn latest_entry_for(&self, target: &str) -> Result<Option<StoredEntry>, StoreError> {
+        let row = sqlx::query(
+            "SELECT idx, leaf_hash, mac, kind, entry FROM ledger_entries WHERE target = $1 ORDER BY idx DESC LIMIT 1",
+        )
+        .bind(target)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(StoredEntry {
+                idx: r.try_get("idx")?,
+                leaf_hash: r.try_get("leaf_hash")?,
+                mac: r.try_get("mac")?,
+                kind: r.try_get("kind")?,
+                entry: r.try_get("entry")?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| StoreError::from(e))
+    }
+
+    /// Fetches the perfect-subtree hashes a proof needs: level 0 from the
+    /// entries, higher levels from `ledger_nodes`.
+    pub async fn ledger_nodes(&self, wanted: &[(u32, u64)]) -> Result<HashMap<(u32, u64), Hash>, StoreError> {
+        let mut found = HashMap::with_capacity(wanted.len());
+        for &(level, index) in wanted {
+            let idx = i64::try_from(index).map_err(|_| StoreError::Corrupt { what: "ledger node index" })?;
+            let hash: Option<String> = if level == 0 {
+                sqlx::query("SELECT leaf_hash AS h FROM ledger_entries WHERE idx = $1")
+                    .bind(idx)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| r.try_get("h"))
+                    .transpose()?
+            } else {
+                sqlx::query("SELECT hash AS h FROM ledger_nodes WHERE level = $1 AND idx = $2")
+                    .bind(i64::from(level))
+                    .bind(idx)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| r.try_get("h"))
+                    .transpose()?
+            };
+            if let Some(h) = hash.as_deref().and_then(from_hex) {
+                found.insert((level, index), h);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Stores perfect-subtree hashes (idempotent: several instances may race).
+    pub async fn insert_ledger_nodes(&self, nodes: &[(u32, u64, Hash)]) -> Result<(), StoreError> {
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let writer = self.lock_writer().await;
+        let mut tx = self.pool.begin().await?;
+        for (level, index, hash) in nodes {
+            sqlx::query(
+                "INSERT INTO ledger_nodes (level, idx, hash) VALUES ($1, $2, $3) ON CONFLICT (level, idx) DO NOTHING",
+            )
+            .bind(i64::from(*level))
+            .bind(i64::try_from(*index).unwrap_or(i64::MAX))
+            .bind(hex::encode(hash))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        drop(writer);
+        self.durable().await
+    }
+
+    /// Stores a signed checkpoint (idempotent per size).
+    pub async fn insert_checkpoint(&self, size: u64, root: &Hash, note: &str, now_ms: i64) -> Result<(), StoreError> {
+        let writer = self.lock_writer().await;
+        sqlx::query(
+            "INSERT INTO ledger_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING",
+        )
+        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(hex::encode(root))
+        .bind(note)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        drop(writer);
+        self.durable().await
+    }
+
+    /// The newest checkpoint, if any.
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        Ok(self.checkpoints().await?.pop())
+    }
+
+    /// Every checkpoint, oldest first.
+    pub async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let rows = sqlx::query("SELECT size, root, note, created_at FROM ledger_checkpoints ORDER BY size")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredCheckpoint {
+                    size: r.try_get("size")?,
+                    root: r.try_get("root")?,
+                    note: r.try_get("note")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
+
+/// The snapshot of an order that its ledger entry commits to: everything
+/// but personal data. Built the same way at checkout and at verification.
+pub fn order_snapshot(o: &crate::OrderView) -> Value {
+    json!({
+        "id": o.id,
+        "number": o.number,
+        "currency": o.currency,
+        "subtotal": o.subtotal,
+        "shipping": o.shipping,
+        "tax": o.tax,
+        "total": o.total,
+        "created_at": o.created_at,
+        "lines": o.lines.iter().map(|l| json!({
+            "variant_id": l.variant_id,
+            "sku": l.sku,
+            "title": l.title,
+            "unit_price": l.unit_price,
+            "quantity": l.quantity,
+            "line_total": l.line_total,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The personal part of an order, committed to with a per-order key.
+pub fn order_personal(o: &crate::OrderView) -> Value {
+    let address: Value = serde_json::from_str(&o.shipping_address).unwrap_or(Value::Null);
+    json!({"email": o.email, "shipping_address": address})
+}
