@@ -168,9 +168,12 @@ async fn store_app(url: String) -> (String, String, Store, Vec<String>, Vec<Stri
     .await
     .expect("commit");
     let key = ServerKey::generate().expect("rng");
-    let cached = AppState::new(store.clone(), Settings::demo(), Arc::new(SystemClock), key.clone());
+    let signer = storefort_web::ledger::open_signer(&store, &[3; 32], Some("bench.storefort/ledger"), None, now)
+        .await
+        .expect("ledger");
+    let cached = AppState::new(store.clone(), Settings::demo(), Arc::new(SystemClock), key.clone(), signer.clone());
     let uncached_settings = Settings { catalog_cache_ttl: Duration::ZERO, ..Settings::demo() };
-    let uncached = AppState::new(store.clone(), uncached_settings, Arc::new(SystemClock), key);
+    let uncached = AppState::new(store.clone(), uncached_settings, Arc::new(SystemClock), key, signer);
     (serve(storefort_web::app(cached)).await, serve(storefort_web::app(uncached)).await, store, products, variants)
 }
 

@@ -30,6 +30,34 @@ pub struct Config {
     pub shipping: ShippingSection,
     pub tax: TaxSection,
     pub jobs: JobsSection,
+    pub ledger: LedgerSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerSection {
+    /// Name of the log in checkpoints; empty: `storefort.local/<random>`,
+    /// chosen at first start and kept.
+    pub origin: String,
+    /// Sign a checkpoint at least this often while entries arrive.
+    pub checkpoint_interval_seconds: u64,
+    /// ... or as soon as this many entries arrived since the last one.
+    pub checkpoint_every_entries: u64,
+    /// Directory that receives a copy of every checkpoint; empty:
+    /// `<data_dir>/witness`. Put it on storage the database host cannot
+    /// rewrite for the strongest guarantee.
+    pub witness_dir: String,
+}
+
+impl Default for LedgerSection {
+    fn default() -> Self {
+        LedgerSection {
+            origin: String::new(),
+            checkpoint_interval_seconds: 10,
+            checkpoint_every_entries: 1000,
+            witness_dir: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +124,7 @@ impl Default for Config {
             },
             tax: TaxSection { rates: demo.tax.by_country, default_bp: demo.tax.default_bp },
             jobs: JobsSection::default(),
+            ledger: LedgerSection::default(),
         }
     }
 }
@@ -229,6 +258,20 @@ impl Config {
         self.listen.parse().map_err(|_| key_error("listen", "must be an address such as 127.0.0.1:8080"))
     }
 
+    /// The witness directory.
+    pub fn witness_dir(&self) -> PathBuf {
+        if self.ledger.witness_dir.is_empty() {
+            self.data_dir.join("witness")
+        } else {
+            PathBuf::from(&self.ledger.witness_dir)
+        }
+    }
+
+    /// The configured origin, if any.
+    pub fn ledger_origin(&self) -> Option<&str> {
+        (!self.ledger.origin.is_empty()).then_some(self.ledger.origin.as_str())
+    }
+
     /// The database URL, defaulting to SQLite in the data dir.
     pub fn database_url(&self) -> Result<String> {
         if self.database_url.is_empty() {
@@ -269,6 +312,18 @@ impl Config {
         }
         if !(1..=200).contains(&s.max_db_connections) {
             return Err(key_error("store.max_db_connections", "must be 1 to 200"));
+        }
+        if !(1..=3600).contains(&self.ledger.checkpoint_interval_seconds) {
+            return Err(key_error("ledger.checkpoint_interval_seconds", "must be 1 to 3600"));
+        }
+        if !(1..=1_000_000).contains(&self.ledger.checkpoint_every_entries) {
+            return Err(key_error("ledger.checkpoint_every_entries", "must be 1 to 1000000"));
+        }
+        if !self.ledger.origin.is_empty()
+            && (self.ledger.origin.len() > 200
+                || self.ledger.origin.contains(|c: char| c == '+' || c.is_whitespace() || c.is_control()))
+        {
+            return Err(key_error("ledger.origin", "must be up to 200 characters without spaces or '+'"));
         }
         if s.catalog_cache_ms > 60_000 {
             return Err(key_error("store.catalog_cache_ms", "must be 0 to 60000"));

@@ -3,6 +3,7 @@
 
 mod config;
 mod keyfile;
+mod ledger_cmd;
 mod serve;
 
 use anyhow::Result;
@@ -55,6 +56,44 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The tamper-evident ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+    /// Customer receipts.
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Print the public key that verifies checkpoints and receipts.
+    Key {
+        #[command(flatten)]
+        common: CommonFlags,
+    },
+    /// Verify the whole ledger, its checkpoints, its witness and every order
+    /// and variant row. Exits non-zero naming the first bad entry.
+    Verify {
+        #[command(flatten)]
+        common: CommonFlags,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReceiptCommand {
+    /// Verify a receipt offline, without the store's database.
+    Verify {
+        /// The receipt JSON (from GET /api/v1/orders/{id}/receipt).
+        file: PathBuf,
+        /// The store's ledger key (`storefort ledger key`, or
+        /// /.well-known/storefort/ledger-key), or a file holding it.
+        #[arg(long)]
+        key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -90,7 +129,15 @@ fn load(cli_config: Option<&std::path::Path>, flags: &config::Overrides) -> Resu
     config::load(cli_config, std::env::vars(), flags)
 }
 
-fn main() -> Result<()> {
+fn main() {
+    // Errors are for people: the message and its causes, no backtrace.
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
@@ -104,6 +151,15 @@ fn main() -> Result<()> {
             println!("configuration is valid");
             Ok(())
         }
+        Command::Ledger { command: LedgerCommand::Key { common } } => {
+            let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
+            runtime.block_on(ledger_cmd::key(cfg))
+        }
+        Command::Ledger { command: LedgerCommand::Verify { common } } => {
+            let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
+            runtime.block_on(ledger_cmd::verify(cfg))
+        }
+        Command::Receipt { command: ReceiptCommand::Verify { file, key } } => ledger_cmd::verify_receipt(&file, &key),
         Command::Admin { command: AdminCommand::ResetToken { common } } => {
             let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
             runtime.block_on(serve::reset_admin_token(cfg))

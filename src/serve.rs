@@ -7,10 +7,10 @@ use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
 use storefort_store::{Store, StoreOptions};
-use storefort_web::{AppState, SystemClock, admin_auth, demo, jobs};
+use storefort_web::{AppState, SystemClock, admin_auth, demo, jobs, ledger};
 use tokio::sync::watch;
 
-fn init_logging(format: &str) {
+pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STOREFORT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -21,7 +21,7 @@ fn init_logging(format: &str) {
     }
 }
 
-fn prepare_data_dir(cfg: &Config) -> Result<()> {
+pub fn prepare_data_dir(cfg: &Config) -> Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -32,7 +32,7 @@ fn prepare_data_dir(cfg: &Config) -> Result<()> {
 /// Purpose label of the ledger MAC key derived from the server key.
 pub const LEDGER_MAC_PURPOSE: &str = "storefort/ledger-mac/v1";
 
-async fn open_store(cfg: &Config, key: &storefort_web::ServerKey) -> Result<Store> {
+pub async fn open_store(cfg: &Config, key: &storefort_web::ServerKey) -> Result<Store> {
     let url = cfg.database_url()?;
     let options = StoreOptions {
         url,
@@ -45,7 +45,7 @@ async fn open_store(cfg: &Config, key: &storefort_web::ServerKey) -> Result<Stor
     })
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     use storefort_web::Clock;
     SystemClock.now_ms()
 }
@@ -80,8 +80,19 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
     if let Some(token) = admin_auth::ensure_bootstrap_token(&store, now_ms()).await? {
         announce_token(&token);
     }
-    let state = AppState::new(store.clone(), settings, Arc::new(SystemClock), key);
+    let seed = keyfile::ledger_seed(&cfg.data_dir)?;
+    let signer = ledger::open_signer(&store, &seed, cfg.ledger_origin(), Some(cfg.witness_dir()), now_ms()).await?;
+    tracing::info!(origin = signer.origin(), key = %signer.verifier(), "ledger ready");
+    let state = AppState::new(store.clone(), settings, Arc::new(SystemClock), key, signer.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let checkpoints = tokio::spawn(ledger::run_checkpoints(
+        signer,
+        store.clone(),
+        Arc::new(SystemClock),
+        Duration::from_secs(cfg.ledger.checkpoint_interval_seconds),
+        cfg.ledger.checkpoint_every_entries,
+        stop_rx.clone(),
+    ));
     let expiry = tokio::spawn(jobs::run_expiry(
         state.clone(),
         Duration::from_secs(cfg.jobs.expiry_interval_seconds),
@@ -106,6 +117,7 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
         Err(_) => tracing::warn!("requests still running after 30 s; stopping anyway"),
     }
     let _ = expiry.await;
+    let _ = checkpoints.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

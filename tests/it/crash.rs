@@ -201,3 +201,88 @@ async fn sigterm_lets_in_flight_checkouts_finish_and_exits_cleanly() {
     server.start_kill().expect("stop");
     let _ = server.wait().await;
 }
+
+/// The README's ledger tour, on the real binary: a receipt verifies offline,
+/// `ledger verify` passes on an untouched store and names the entry after a
+/// direct database edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_and_receipt_commands_work_on_the_real_binary() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db_url = fresh_database_url(&dir).await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut server = start(dir.path(), port, &db_url);
+    wait_ready(&client, &base).await;
+    let variants: Vec<String> = all_variants(&client, &base).await.into_keys().collect();
+    let cart: Value =
+        client.post(format!("{base}/api/v1/carts")).send().await.expect("cart").json().await.expect("json");
+    let cart = cart["id"].as_str().expect("id").to_owned();
+    let line = json!({"variant_id": variants[0], "quantity": 1});
+    client.post(format!("{base}/api/v1/carts/{cart}/lines")).json(&line).send().await.expect("line");
+    let placed: Value = client
+        .post(format!("{base}/api/v1/checkout"))
+        .json(&checkout_body(&cart))
+        .send()
+        .await
+        .expect("co")
+        .json()
+        .await
+        .expect("json");
+    let (order, token) = (placed["order"]["id"].as_str().expect("id"), placed["access_token"].as_str().expect("token"));
+    let receipt =
+        client.get(format!("{base}/api/v1/orders/{order}/receipt")).bearer_auth(token).send().await.expect("receipt");
+    assert_eq!(receipt.status(), 200);
+    let receipt_file = dir.path().join("receipt.json");
+    std::fs::write(&receipt_file, receipt.bytes().await.expect("body")).expect("write");
+    let key = client
+        .get(format!("{base}/.well-known/storefort/ledger-key"))
+        .send()
+        .await
+        .expect("key")
+        .text()
+        .await
+        .expect("text");
+    server.start_kill().expect("stop");
+    let _ = server.wait().await;
+
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_storefort"));
+        cmd.args(args).arg("--data-dir").arg(dir.path()).env_remove("RUST_BACKTRACE");
+        if !db_url.starts_with("sqlite:") {
+            cmd.args(["--database-url", &db_url]);
+        }
+        cmd.output().expect("run storefort")
+    };
+    let printed = run(&["ledger", "key"]);
+    assert_eq!(String::from_utf8_lossy(&printed.stdout).trim(), key.trim(), "CLI and well-known key agree");
+    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_storefort"))
+        .args(["receipt", "verify"])
+        .arg(&receipt_file)
+        .args(["--key", key.trim()])
+        .output()
+        .expect("run");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let clean = run(&["ledger", "verify"]);
+    assert!(
+        clean.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&clean.stdout),
+        String::from_utf8_lossy(&clean.stderr)
+    );
+
+    // A direct edit of the order's total, as someone with database access would.
+    let url = if db_url.starts_with("sqlite:") {
+        format!("sqlite://{}?mode=rw", dir.path().join("storefort.db").display())
+    } else {
+        db_url.clone()
+    };
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.expect("connect");
+    sqlx::query("UPDATE orders SET total = 1 WHERE id = $1").bind(order).execute(&pool).await.expect("tamper");
+    pool.close().await;
+    let bad = run(&["ledger", "verify"]);
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert!(!bad.status.success(), "{out}");
+    assert!(out.contains("(order_placed)") && out.contains("total"), "{out}");
+}

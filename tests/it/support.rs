@@ -17,7 +17,8 @@ pub struct TestApp {
     pub clock: ManualClock,
     pub admin_token: String,
     pub store: Store,
-    _dir: TempDir,
+    pub db_url: String,
+    pub dir: TempDir,
 }
 
 /// Where a test's database lives: a SQLite file in `dir`, or a fresh schema
@@ -57,13 +58,22 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     init_test_logging();
     let dir = tempfile::tempdir().expect("temp dir");
     let db_url = fresh_database_url(&dir).await;
-    let store = Store::open(&StoreOptions { url: db_url, max_connections: 16, ledger_mac_key: [7; 32] })
+    let store = Store::open(&StoreOptions { url: db_url.clone(), max_connections: 16, ledger_mac_key: [7; 32] })
         .await
         .expect("open store");
     let clock = ManualClock::new();
     let admin_token = admin_auth::ensure_bootstrap_token(&store, 0).await.expect("token").expect("fresh token");
     let key = ServerKey::generate().expect("rng");
-    let state = AppState::new(store.clone(), settings, Arc::new(clock.clone()), key);
+    let signer = storefort_web::ledger::open_signer(
+        &store,
+        &[3; 32],
+        Some("test.storefort/ledger"),
+        Some(dir.path().join("witness")),
+        0,
+    )
+    .await
+    .expect("ledger");
+    let state = AppState::new(store.clone(), settings, Arc::new(clock.clone()), key, signer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = storefort_web::app(state.clone());
@@ -77,7 +87,8 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
         clock,
         admin_token,
         store,
-        _dir: dir,
+        db_url,
+        dir,
     }
 }
 

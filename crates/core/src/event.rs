@@ -41,6 +41,8 @@ pub enum EventKind {
     AdminAuthFailed,
     OrderAccessDenied,
     IdempotencyKeyMismatch,
+    LedgerCreated,
+    LedgerTampered,
 }
 
 impl EventKind {
@@ -56,6 +58,8 @@ impl EventKind {
             EventKind::AdminAuthFailed => "admin_auth_failed",
             EventKind::OrderAccessDenied => "order_access_denied",
             EventKind::IdempotencyKeyMismatch => "idempotency_key_mismatch",
+            EventKind::LedgerCreated => "ledger_created",
+            EventKind::LedgerTampered => "ledger_tampered",
         }
     }
 
@@ -65,7 +69,7 @@ impl EventKind {
             EventKind::AdminAuthFailed | EventKind::OrderAccessDenied | EventKind::IdempotencyKeyMismatch => {
                 Severity::Warning
             }
-            EventKind::AdminTokenIssued => Severity::Critical,
+            EventKind::AdminTokenIssued | EventKind::LedgerTampered => Severity::Critical,
             _ => Severity::Info,
         }
     }

@@ -99,6 +99,28 @@ pub fn from_map(nodes: &HashMap<(u32, u64), Hash>) -> impl FnMut(u32, u64) -> Ha
     move |level, index| nodes.get(&(level, index)).copied().unwrap_or([0xff; 32])
 }
 
+/// The perfect subtrees (level ≥ 1) completed when a log grows from `old` to
+/// `new` leaves, computed bottom-up. `get` supplies nodes that existed
+/// before (leaves are level 0); run it under [`needed`] first to learn which.
+pub fn new_nodes(old: u64, new: u64, get: &mut dyn FnMut(u32, u64) -> Hash) -> Vec<(u32, u64, Hash)> {
+    let mut made: HashMap<(u32, u64), Hash> = HashMap::new();
+    let mut out = Vec::new();
+    let mut level = 1u32;
+    while level < 64 && (1u64 << level) <= new {
+        // Nodes at this level whose last leaf lies in [old, new).
+        let first = old >> level;
+        let end = new >> level;
+        for j in first..end {
+            let mut child = |i: u64| made.get(&(level - 1, i)).copied().unwrap_or_else(|| get(level - 1, i));
+            let h = node_hash(&child(2 * j), &child(2 * j + 1));
+            made.insert((level, j), h);
+            out.push((level, j, h));
+        }
+        level += 1;
+    }
+    out
+}
+
 /// Every perfect subtree of a list of leaf hashes, level by level: the
 /// in-memory form used by full verification.
 pub struct FullTree {
@@ -337,6 +359,22 @@ mod tests {
             if m < n {
                 prop_assert!(!verify_consistency(m, n, &tree.root(m), &tree.root(n - 1), &proof));
             }
+        }
+
+        #[test]
+        fn incremental_nodes_equal_a_full_build(old in 0u64..200, grow in 0u64..200) {
+            let new = old + grow;
+            let l = leaves(new as usize);
+            let full = FullTree::new(l.clone());
+            let before = FullTree::new(l[..old as usize].to_vec());
+            // Existing nodes come from the smaller tree, new leaves from the list.
+            let mut get = |level: u32, i: u64| if level == 0 { l[i as usize] } else { before.node(level, i) };
+            for (level, i, h) in new_nodes(old, new, &mut get) {
+                prop_assert_eq!(h, full.node(level, i));
+                prop_assert!(((i + 1) << level) > old);
+            }
+            let all: Vec<_> = full.interior_nodes().filter(|(level, i, _)| ((i + 1) << level) > old).collect();
+            prop_assert_eq!(all.len(), new_nodes(old, new, &mut get).len());
         }
 
         #[test]

@@ -8,6 +8,7 @@
 //!
 //! This crate must never build SQL from client text; every value is bound.
 
+pub mod audit;
 mod carts;
 mod catalog;
 mod db;

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod ledger;
 pub mod middleware;
 pub mod routes;
 pub mod secrets;
@@ -73,6 +74,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(carts::remove_line))
         .routes(routes!(checkout::checkout))
         .routes(routes!(orders::get_order))
+        .routes(routes!(orders::get_receipt))
         .routes(routes!(admin::set_price))
         .routes(routes!(admin::set_stock))
         .routes(routes!(admin::get_order))
@@ -115,6 +117,7 @@ pub fn app(state: AppState) -> Router {
             async move { ([(CONTENT_TYPE, "application/json")], doc.to_string()).into_response() }
         }),
     )
+    .route("/.well-known/storefort/ledger-key", get(orders::ledger_key))
     .route("/healthz", get(health::healthz))
     .route("/readyz", get(health::readyz))
     .fallback(middleware::not_found)

@@ -2,6 +2,7 @@
 
 use crate::cache::ResponseCache;
 use crate::clock::Clock;
+use crate::ledger::LedgerSigner;
 use crate::secrets::ServerKey;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,12 +68,29 @@ struct Inner {
     clock: Arc<dyn Clock>,
     key: ServerKey,
     catalog_cache: ResponseCache,
+    ledger: Arc<LedgerSigner>,
 }
 
 impl AppState {
-    pub fn new(store: Store, settings: Settings, clock: Arc<dyn Clock>, key: ServerKey) -> Self {
+    pub fn new(
+        store: Store,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        key: ServerKey,
+        ledger: Arc<LedgerSigner>,
+    ) -> Self {
         let catalog_cache = ResponseCache::new(settings.catalog_cache_ttl);
-        AppState(Arc::new(Inner { store, settings, clock, key, catalog_cache }))
+        AppState(Arc::new(Inner { store, settings, clock, key, catalog_cache, ledger }))
+    }
+
+    /// The ledger's signing side.
+    pub fn ledger(&self) -> &Arc<LedgerSigner> {
+        &self.0.ledger
+    }
+
+    /// The injected clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.0.clock.clone()
     }
 
     pub fn store(&self) -> &Store {

@@ -88,6 +88,68 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
+/// Checks the order access token before anything else is looked up, so a
+/// wrong token learns nothing about whether the order exists.
+async fn authorize_order(state: &AppState, id: &str, headers: &HeaderMap, req: &ReqId) -> Result<(), ApiError> {
+    let ok = is_uuid(id) && bearer(headers).is_some_and(|t| state.key().verify_order_access_token(id, t));
+    if ok {
+        return Ok(());
+    }
+    let event = SecurityEvent::new(EventKind::OrderAccessDenied, Actor::Anonymous).request(req.as_deref());
+    if let Err(e) = state.store().record_event(&event, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not record security event");
+    }
+    Err(ApiError::unauthorized())
+}
+
+/// A receipt anyone can verify offline with the store's public key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptDoc {
+    #[schema(example = "storefort-receipt/v1")]
+    pub format: String,
+    /// The order snapshot the ledger entry commits to (no personal data).
+    #[schema(value_type = Object)]
+    pub order: serde_json::Value,
+    /// Personal data and the key of its keyed commitment; null after erasure.
+    #[schema(value_type = Option<Object>)]
+    pub personal: Option<serde_json::Value>,
+    /// The canonical ledger entry, byte for byte.
+    pub entry: String,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// Base64 SHA-256 hashes from the leaf up to the root.
+    pub inclusion_proof: Vec<String>,
+    /// The signed checkpoint (C2SP signed note).
+    pub checkpoint: String,
+}
+
+/// The ledger receipt of an order: its snapshot, its latest ledger entry,
+/// an inclusion proof and a signed checkpoint. Verify it offline with
+/// `storefort receipt verify receipt.json --key <key>`.
+#[utoipa::path(get, path = "/orders/{id}/receipt", tag = "orders",
+    params(("id" = String, Path, description = "Order id")),
+    security(("order_token" = [])),
+    responses(
+        (status = 200, description = "The receipt", body = ReceiptDoc),
+        (status = 401, description = "Missing or wrong access token", body = crate::error::ErrorBody),
+    ))]
+pub async fn get_receipt(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    req: ReqId,
+) -> Result<Json<storefort_ledger::Receipt>, ApiError> {
+    authorize_order(&state, &id, &headers, &req).await?;
+    Ok(Json(state.ledger().receipt(state.store(), &id, state.now_ms()).await?))
+}
+
+/// The public key that verifies the ledger's checkpoints and receipts, in
+/// signed-note verifier key form.
+pub async fn ledger_key(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let key = state.ledger().verifier().to_string();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{key}\n"))
+}
+
 /// An order, for the holder of its access token.
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
     params(("id" = String, Path, description = "Order id")),
@@ -102,15 +164,6 @@ pub async fn get_order(
     headers: HeaderMap,
     req: ReqId,
 ) -> Result<Json<OrderOut>, ApiError> {
-    // The token is checked before any lookup, so a wrong token learns nothing
-    // about whether the order exists.
-    let ok = is_uuid(&id) && bearer(&headers).is_some_and(|t| state.key().verify_order_access_token(&id, t));
-    if !ok {
-        let event = SecurityEvent::new(EventKind::OrderAccessDenied, Actor::Anonymous).request(req.as_deref());
-        if let Err(e) = state.store().record_event(&event, state.now_ms()).await {
-            tracing::warn!(error = %e, "could not record security event");
-        }
-        return Err(ApiError::unauthorized());
-    }
+    authorize_order(&state, &id, &headers, &req).await?;
     Ok(Json(order_out(state.store().order(&id).await?)?))
 }

@@ -1,0 +1,486 @@
+//! Full verification of the ledger against itself, its checkpoints, its
+//! witness and the rows it vouches for.
+//!
+//! Replays every entry in order to rebuild what each order and variant must
+//! look like, recomputes the Merkle tree, checks every checkpoint signature
+//! and root, and compares every order and variant row with the replayed
+//! state. Problems are reported with the index and kind of the first entry
+//! that explains them. Reads only; safe while the store is stopped.
+
+use crate::Store;
+use crate::error::StoreError;
+use crate::ledger::order_snapshot;
+use serde_json::Value;
+use sqlx::Row;
+use std::collections::HashMap;
+use std::fmt;
+use storefort_core::OrderStatus;
+use storefort_core::order::StockEffect;
+use storefort_ledger::hash::{Hash, from_hex, mac_hex};
+use storefort_ledger::receipt::snapshot_hash;
+use storefort_ledger::tree::FullTree;
+use storefort_ledger::{Entry, VerifierKey, leaf_hash};
+
+/// One thing that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The ledger index it concerns, when there is one.
+    pub index: Option<u64>,
+    /// The kind of that entry, when known.
+    pub kind: Option<String>,
+    pub what: String,
+    /// True when found by comparing a table row with the replayed ledger,
+    /// rather than in the log itself.
+    pub row: bool,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.index, &self.kind) {
+            (Some(i), Some(k)) => write!(f, "entry {i} ({k}): {}", self.what),
+            (Some(i), None) => write!(f, "entry {i}: {}", self.what),
+            _ => write!(f, "{}", self.what),
+        }
+    }
+}
+
+/// A checkpoint held outside the database.
+#[derive(Debug, Clone)]
+pub struct WitnessCheckpoint {
+    pub size: u64,
+    pub note: String,
+}
+
+/// What to verify against.
+pub struct AuditInput<'a> {
+    /// The per-entry MAC key (derived from the server key).
+    pub mac_key: &'a [u8; 32],
+    /// The key the witness first recorded, and the checkpoints it holds.
+    pub witness_key: Option<VerifierKey>,
+    pub witness: Vec<WitnessCheckpoint>,
+}
+
+/// The outcome of a full verification.
+#[derive(Debug, Default)]
+pub struct AuditReport {
+    pub entries: u64,
+    pub checkpoints: usize,
+    pub witnessed: usize,
+    pub orders: usize,
+    pub variants: usize,
+    pub problems: Vec<Problem>,
+}
+
+impl AuditReport {
+    /// The first problem: in the log itself if there is one (lowest entry
+    /// index first), else in the rows; a broken log explains broken rows.
+    pub fn first_problem(&self) -> Option<&Problem> {
+        let lowest =
+            |row: bool| self.problems.iter().filter(|p| p.row == row).min_by_key(|p| p.index.unwrap_or(u64::MAX));
+        lowest(false).or_else(|| lowest(true))
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct VariantState {
+    price: i64,
+    currency: String,
+    available: i64,
+    reserved: i64,
+    sold: i64,
+    last_leaf: String,
+    last_index: u64,
+}
+
+#[derive(Debug, Clone)]
+struct OrderState {
+    snapshot: String,
+    total: i64,
+    status: OrderStatus,
+    lines: Vec<(String, i64)>,
+    last_leaf: String,
+    placed_index: u64,
+}
+
+#[derive(Default)]
+struct Replay {
+    variants: HashMap<String, VariantState>,
+    orders: HashMap<String, OrderState>,
+    keys: Vec<VerifierKey>,
+    problems: Vec<Problem>,
+}
+
+impl Replay {
+    fn problem(&mut self, e: &Entry, what: impl Into<String>) {
+        self.problems.push(Problem { index: Some(e.index), kind: Some(e.kind.clone()), what: what.into(), row: false });
+    }
+
+    fn apply(&mut self, e: &Entry, leaf: &str) {
+        let c = &e.change;
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        match e.kind.as_str() {
+            "ledger_created" | "key_rotated" => match VerifierKey::parse(c["key"].as_str().unwrap_or_default()) {
+                Ok(k) => self.keys.push(k),
+                Err(_) => self.problem(e, "the recorded ledger key does not parse"),
+            },
+            "admin_token_issued" => {}
+            "product_created" => {
+                for v in c["variants"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                    let state = VariantState {
+                        price: v["price"].as_i64().unwrap_or(-1),
+                        currency: text(&v["currency"]),
+                        available: v["available"].as_i64().unwrap_or(-1),
+                        last_leaf: leaf.to_owned(),
+                        last_index: e.index,
+                        ..VariantState::default()
+                    };
+                    self.variants.insert(text(&v["id"]), state);
+                }
+            }
+            "price_changed" | "stock_changed" => {
+                let id = text(&c["variant"]);
+                let Some(v) = self.variants.get_mut(&id) else {
+                    return self.problem(e, format!("changes variant {id}, which no earlier entry created"));
+                };
+                let (old, new) = (c["old"].as_i64(), c["new"].as_i64().unwrap_or(-1));
+                let before = if e.kind == "price_changed" { v.price } else { v.available };
+                if e.kind == "price_changed" {
+                    v.price = new;
+                } else {
+                    v.available = new;
+                }
+                v.last_leaf = leaf.to_owned();
+                v.last_index = e.index;
+                if old != Some(before) {
+                    self.problem(e, format!("says the old value was {old:?} but the ledger had {before}"));
+                }
+            }
+            "order_placed" => {
+                let id = e.targets.first().cloned().unwrap_or_default();
+                let mut lines = Vec::new();
+                for l in c["reserved"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                    let (variant, q) = (text(&l["variant"]), l["quantity"].as_i64().unwrap_or(0));
+                    match self.variants.get_mut(&variant) {
+                        Some(v) => {
+                            v.available -= q;
+                            v.reserved += q;
+                            if v.available < 0 {
+                                self.problems.push(Problem {
+                                    index: Some(e.index),
+                                    kind: Some(e.kind.clone()),
+                                    what: format!("reserves more of variant {variant} than was available"),
+                                    row: false,
+                                });
+                            }
+                        }
+                        None => self.problem(e, format!("reserves variant {variant}, which no earlier entry created")),
+                    }
+                    lines.push((variant, q));
+                }
+                let state = OrderState {
+                    snapshot: text(&c["snapshot_sha256"]),
+                    total: c["total"].as_i64().unwrap_or(-1),
+                    status: OrderStatus::PendingPayment,
+                    lines,
+                    last_leaf: leaf.to_owned(),
+                    placed_index: e.index,
+                };
+                if self.orders.insert(id.clone(), state).is_some() {
+                    self.problem(e, format!("places order {id} a second time"));
+                }
+            }
+            "order_status_changed" => {
+                let id = e.targets.first().cloned().unwrap_or_default();
+                let Some(order) = self.orders.get_mut(&id) else {
+                    return self.problem(e, format!("changes order {id}, which no earlier entry placed"));
+                };
+                let from = OrderStatus::parse(c["from"].as_str().unwrap_or_default());
+                let to = OrderStatus::parse(c["to"].as_str().unwrap_or_default());
+                let (Some(from), Some(to)) = (from, to) else { return self.problem(e, "has an unknown status") };
+                if from != order.status {
+                    let was = order.status;
+                    return self.problem(e, format!("moves order {id} from {from}, but the ledger had it {was}"));
+                }
+                let Ok(effect) = from.transition(to) else {
+                    return self.problem(e, format!("moves order {id} from {from} to {to}, which is not allowed"));
+                };
+                order.status = to;
+                order.last_leaf = leaf.to_owned();
+                let lines = order.lines.clone();
+                for (variant, q) in lines {
+                    if let Some(v) = self.variants.get_mut(&variant) {
+                        match effect {
+                            StockEffect::Sell => {
+                                v.reserved -= q;
+                                v.sold += q;
+                            }
+                            StockEffect::Release => {
+                                v.reserved -= q;
+                                v.available += q;
+                            }
+                            StockEffect::None => {}
+                        }
+                    }
+                }
+            }
+            other => {
+                let other = other.to_owned();
+                self.problem(e, format!("unknown entry kind {other}"));
+            }
+        }
+    }
+}
+
+fn problem(what: impl Into<String>) -> Problem {
+    Problem { index: None, kind: None, what: what.into(), row: false }
+}
+
+impl Store {
+    /// Verifies everything; `progress(done, total)` is called as entries are
+    /// read. A report with no problems means the store is intact.
+    pub async fn audit(&self, input: &AuditInput<'_>, progress: &dyn Fn(u64, u64)) -> Result<AuditReport, StoreError> {
+        let mut report = AuditReport::default();
+        let head = self.ledger_size().await?;
+        let mut replay = Replay::default();
+        let mut leaves: Vec<Hash> = Vec::with_capacity(usize::try_from(head).unwrap_or(0));
+        let mut kinds: Vec<String> = Vec::new();
+        let mut expected: u64 = 0;
+        const BATCH: i64 = 20_000;
+        let mut after: i64 = -1;
+        loop {
+            let rows = sqlx::query(
+                "SELECT idx, leaf_hash, mac, kind, entry FROM ledger_entries WHERE idx > $1 ORDER BY idx LIMIT $2",
+            )
+            .bind(after)
+            .bind(BATCH)
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                let idx: i64 = r.try_get("idx")?;
+                let stored_leaf: String = r.try_get("leaf_hash")?;
+                let mac: String = r.try_get("mac")?;
+                let kind: String = r.try_get("kind")?;
+                let text: String = r.try_get("entry")?;
+                after = idx;
+                if idx != expected as i64 {
+                    report.problems.push(Problem {
+                        index: Some(expected),
+                        kind: None,
+                        what: format!(
+                            "missing: the log jumps from entry {} to entry {idx} (deleted entries?)",
+                            expected.saturating_sub(1)
+                        ),
+                        row: false,
+                    });
+                    // Keep positions aligned with what is stored, so later
+                    // checks still compare like with like.
+                    expected = u64::try_from(idx).unwrap_or(expected);
+                }
+                let pos = expected;
+                let at = |what: String| Problem { index: Some(pos), kind: Some(kind.clone()), what, row: false };
+                let leaf = leaf_hash(text.as_bytes());
+                let leaf_hex = hex::encode(leaf);
+                if leaf_hex != stored_leaf {
+                    report.problems.push(at("its content does not match its stored leaf hash (entry modified)".into()));
+                }
+                if mac_hex(input.mac_key, &leaf) != mac {
+                    report.problems.push(at("its MAC does not verify (entry forged or modified)".into()));
+                }
+                match Entry::from_canonical(&text) {
+                    Ok(entry) => {
+                        if entry.index != expected {
+                            report.problems.push(at(format!(
+                                "is stored at position {expected} but says it is entry {} (entries reordered?)",
+                                entry.index
+                            )));
+                        }
+                        if entry.kind != kind {
+                            report.problems.push(at(format!("is stored as {kind} but is a {} entry", entry.kind)));
+                        }
+                        replay.apply(&entry, &leaf_hex);
+                    }
+                    Err(e) => report.problems.push(at(format!("is not a valid entry: {e}"))),
+                }
+                leaves.push(leaf);
+                kinds.push(kind.clone());
+                expected += 1;
+                progress(expected, head);
+            }
+        }
+        report.entries = expected;
+        if expected != head {
+            report.problems.push(Problem {
+                index: Some(expected.min(head)),
+                kind: None,
+                what: format!("the log holds {expected} entries but its head says {head} (truncated or extended)"),
+                row: false,
+            });
+        }
+        let kind_at = |i: u64| kinds.get(usize::try_from(i).unwrap_or(usize::MAX)).cloned();
+        let tree = FullTree::new(leaves);
+        let keys = replay.keys.clone();
+        let verify_note = |note: &str| -> Result<storefort_ledger::Checkpoint, String> {
+            let mut last = String::from("no ledger key is recorded in the log");
+            for k in &keys {
+                match k.verify_checkpoint(note) {
+                    Ok(c) => return Ok(c),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            Err(last)
+        };
+        for c in self.checkpoints().await? {
+            report.checkpoints += 1;
+            let size = u64::try_from(c.size).unwrap_or(0);
+            match verify_note(&c.note) {
+                Err(e) => {
+                    report.problems.push(problem(format!("checkpoint at size {size} is not validly signed: {e}")))
+                }
+                Ok(cp) if cp.size != size || Some(cp.root) != from_hex(&c.root) => report
+                    .problems
+                    .push(problem(format!("checkpoint at size {size} was replaced: its note says size {}", cp.size))),
+                Ok(_) if size > tree.size() => report.problems.push(Problem {
+                    index: Some(tree.size()),
+                    kind: None,
+                    what: format!(
+                        "a checkpoint covers {size} entries but the log has {} (tail truncated)",
+                        tree.size()
+                    ),
+                    row: false,
+                }),
+                Ok(cp) if cp.root != tree.root(size) => report.problems.push(problem(format!(
+                    "checkpoint at size {size} does not match the log: entries before {size} were changed"
+                ))),
+                Ok(_) => {}
+            }
+        }
+        for w in &input.witness {
+            report.witnessed += 1;
+            let checked = match &input.witness_key {
+                Some(k) => k.verify_checkpoint(&w.note).map_err(|e| e.to_string()),
+                None => verify_note(&w.note),
+            };
+            match checked {
+                Err(e) => report.problems.push(problem(format!(
+                    "the witness's checkpoint at size {} does not verify with the key the witness holds: {e}",
+                    w.size
+                ))),
+                Ok(cp) if cp.size > tree.size() => report.problems.push(Problem {
+                    index: Some(tree.size()),
+                    kind: None,
+                    what: format!("the witness saw {} entries but the log has {} (history truncated)", cp.size, tree.size()),
+                    row: false,
+                }),
+                Ok(cp) if cp.root != tree.root(cp.size) => report.problems.push(problem(format!(
+                    "the witness holds a checkpoint at size {} whose root differs from the log's: history before {} was rewritten",
+                    cp.size, cp.size
+                ))),
+                Ok(_) => {}
+            }
+        }
+        if let (Some(wk), Some(first)) = (&input.witness_key, replay.keys.first())
+            && !replay.keys.contains(wk)
+        {
+            report.problems.push(problem(format!(
+                "the log's signing key {first} is not the key the witness recorded ({wk}): the ledger was re-keyed"
+            )));
+        }
+        self.audit_rows(&replay, &mut report, &kind_at).await?;
+        report.problems.extend(replay.problems);
+        Ok(report)
+    }
+
+    async fn audit_rows(
+        &self,
+        replay: &Replay,
+        report: &mut AuditReport,
+        kind_at: &dyn Fn(u64) -> Option<String>,
+    ) -> Result<(), StoreError> {
+        let ids: Vec<String> = sqlx::query("SELECT id FROM orders ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, sqlx::Error>>()?;
+        for id in ids {
+            report.orders += 1;
+            let order = self.order(&id).await?;
+            let (ledger_hash, _) = self.order_ledger_fields(&id).await?;
+            let Some(expected) = replay.orders.get(&id) else {
+                report.problems.push(Problem {
+                    row: true,
+                    ..problem(format!("order {id} (number {}) has no ledger entry: inserted directly", order.number))
+                });
+                continue;
+            };
+            let at = |what: String| Problem {
+                index: Some(expected.placed_index),
+                kind: kind_at(expected.placed_index),
+                what,
+                row: true,
+            };
+            let snapshot = snapshot_hash(&order_snapshot(&order)).unwrap_or_default();
+            if order.total != expected.total {
+                report.problems.push(at(format!(
+                    "order {} total is {} in the database but {} in the ledger",
+                    order.number, order.total, expected.total
+                )));
+            } else if snapshot != expected.snapshot {
+                report.problems.push(at(format!(
+                    "order {} differs from its ledger snapshot (lines, prices or amounts edited)",
+                    order.number
+                )));
+            }
+            if order.status != expected.status {
+                report.problems.push(at(format!(
+                    "order {} is {} in the database but {} in the ledger",
+                    order.number, order.status, expected.status
+                )));
+            }
+            if ledger_hash != expected.last_leaf {
+                report.problems.push(at(format!("order {} does not point at its latest ledger entry", order.number)));
+            }
+        }
+        let rows = sqlx::query(
+            "SELECT id, sku, price_amount, currency, available, reserved, sold, ledger_hash FROM variants ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            report.variants += 1;
+            let id: String = r.try_get("id")?;
+            let sku: String = r.try_get("sku")?;
+            let Some(v) = replay.variants.get(&id) else {
+                report.problems.push(Problem {
+                    row: true,
+                    ..problem(format!("variant {sku} has no ledger entry: inserted directly"))
+                });
+                continue;
+            };
+            let at = |what: String| Problem { index: Some(v.last_index), kind: kind_at(v.last_index), what, row: true };
+            let price: i64 = r.try_get("price_amount")?;
+            let currency: String = r.try_get("currency")?;
+            if price != v.price || currency != v.currency {
+                report.problems.push(at(format!(
+                    "variant {sku} price is {price} {currency} in the database but {} {} in the ledger",
+                    v.price, v.currency
+                )));
+            }
+            let counts: (i64, i64, i64) = (r.try_get("available")?, r.try_get("reserved")?, r.try_get("sold")?);
+            if counts != (v.available, v.reserved, v.sold) {
+                report.problems.push(at(format!(
+                    "variant {sku} stock (available, reserved, sold) is {counts:?} in the database but {:?} in the ledger",
+                    (v.available, v.reserved, v.sold)
+                )));
+            }
+            let ledger_hash: String = r.try_get("ledger_hash")?;
+            if ledger_hash != v.last_leaf {
+                report.problems.push(at(format!("variant {sku} does not point at its latest ledger entry")));
+            }
+        }
+        Ok(())
+    }
+}

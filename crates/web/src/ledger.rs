@@ -1,0 +1,244 @@
+//! The running store's side of the ledger: signing checkpoints, copying
+//! them to the witness, and assembling receipts.
+//!
+//! Checkpoints are written every N entries or T seconds by a job, and on
+//! demand when a receipt needs one. Each is also copied to the witness
+//! directory, outside the database, so that someone who can rewrite the
+//! database cannot also rewrite what the witness saw.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use storefort_ledger::hash::{from_hex, to_b64};
+use storefort_ledger::receipt::{FORMAT, PersonalPart};
+use storefort_ledger::tree::{from_map, inclusion_proof, needed, new_nodes, range_root};
+use storefort_ledger::{Checkpoint, LedgerKey, Receipt, VerifierKey};
+use storefort_store::ledger::{StoredCheckpoint, order_personal, order_snapshot};
+use storefort_store::{Store, StoreError};
+use tokio::sync::Mutex;
+
+/// The ledger's signing side, shared by handlers and jobs.
+pub struct LedgerSigner {
+    key: LedgerKey,
+    origin: String,
+    witness: Option<PathBuf>,
+    /// One checkpoint at a time per instance.
+    lock: Mutex<()>,
+}
+
+impl LedgerSigner {
+    /// `origin` names the log (and the key); `witness` is a directory that
+    /// receives a copy of every checkpoint.
+    pub fn new(key: LedgerKey, origin: String, witness: Option<PathBuf>) -> Arc<Self> {
+        Arc::new(LedgerSigner { key, origin, witness, lock: Mutex::new(()) })
+    }
+
+    /// The public key, as `/.well-known/storefort/ledger-key` serves it.
+    pub fn verifier(&self) -> VerifierKey {
+        self.key.verifier()
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Signs a checkpoint of the whole log if it grew since the last one,
+    /// and returns the newest checkpoint.
+    pub async fn checkpoint_now(&self, store: &Store, now_ms: i64) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let _one = self.lock.lock().await;
+        let size = store.ledger_size().await?;
+        let last = store.latest_checkpoint().await?;
+        let old = last.as_ref().map(|c| u64::try_from(c.size).unwrap_or(0)).unwrap_or(0);
+        if size == 0 || size <= old {
+            return Ok(last);
+        }
+        // Fill in the perfect subtrees completed since the last checkpoint.
+        let wanted = needed(|get| {
+            new_nodes(old, size, get);
+        });
+        let existing = store.ledger_nodes(&wanted).await?;
+        if existing.len() != wanted.len() {
+            return Err(StoreError::Corrupt { what: "ledger nodes below the last checkpoint" });
+        }
+        let made = new_nodes(old, size, &mut from_map(&existing));
+        store.insert_ledger_nodes(&made).await?;
+        let wanted = needed(|get| {
+            range_root(0, size, get);
+        });
+        let nodes = store.ledger_nodes(&wanted).await?;
+        if nodes.len() != wanted.len() {
+            return Err(StoreError::Corrupt { what: "ledger nodes" });
+        }
+        let root = range_root(0, size, &mut from_map(&nodes));
+        let checkpoint = Checkpoint { origin: self.origin.clone(), size, root };
+        let note = self.key.sign(&checkpoint);
+        store.insert_checkpoint(size, &root, &note, now_ms).await?;
+        if let Some(dir) = &self.witness
+            && let Err(e) = witness_write(dir, &self.verifier(), size, &note)
+        {
+            // The checkpoint is in the database either way; a witness that
+            // cannot be written is an operator problem to alert on.
+            tracing::error!(target: "security", error = %e, dir = %dir.display(), "could not copy checkpoint to the witness");
+        }
+        store.latest_checkpoint().await
+    }
+
+    /// Builds the receipt of an order's latest ledger entry.
+    pub async fn receipt(&self, store: &Store, order_id: &str, now_ms: i64) -> Result<Receipt, StoreError> {
+        let entry = store.latest_entry_for(order_id).await?.ok_or(StoreError::NotFound { what: "order" })?;
+        let index = u64::try_from(entry.idx).map_err(|_| StoreError::Corrupt { what: "ledger index" })?;
+        let mut checkpoint = store.latest_checkpoint().await?;
+        if checkpoint.as_ref().is_none_or(|c| c.size <= entry.idx) {
+            checkpoint = self.checkpoint_now(store, now_ms).await?;
+        }
+        let checkpoint = checkpoint.ok_or(StoreError::Corrupt { what: "ledger checkpoint" })?;
+        let size = u64::try_from(checkpoint.size).map_err(|_| StoreError::Corrupt { what: "ledger checkpoint" })?;
+        let wanted = needed(|get| {
+            inclusion_proof(index, size, get);
+        });
+        let nodes = store.ledger_nodes(&wanted).await?;
+        if nodes.len() != wanted.len() {
+            return Err(StoreError::Corrupt { what: "ledger nodes" });
+        }
+        let proof = inclusion_proof(index, size, &mut from_map(&nodes));
+        let order = store.order(order_id).await?;
+        let (_, personal_key) = store.order_ledger_fields(order_id).await?;
+        Ok(Receipt {
+            format: FORMAT.into(),
+            order: order_snapshot(&order),
+            personal: personal_key.map(|key| PersonalPart { data: order_personal(&order), key }),
+            entry: entry.entry,
+            leaf_index: index,
+            tree_size: size,
+            inclusion_proof: proof.iter().map(to_b64).collect(),
+            checkpoint: checkpoint.note,
+        })
+    }
+}
+
+/// Appends a checkpoint to the witness directory and replaces its `latest`
+/// copy atomically. The first write also records the verifier key, so the
+/// witness knows which key its history was signed with.
+pub fn witness_write(dir: &Path, key: &VerifierKey, size: u64, note: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let key_file = dir.join("ledger-key.pub");
+    if !key_file.exists() {
+        std::fs::write(&key_file, format!("{key}\n"))?;
+    }
+    let line = serde_json::json!({"size": size, "note": note}).to_string();
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("checkpoints.jsonl"))?;
+    writeln!(log, "{line}")?;
+    log.sync_data()?;
+    let tmp = dir.join("latest.tmp");
+    std::fs::write(&tmp, note)?;
+    std::fs::rename(&tmp, dir.join("latest"))?;
+    Ok(())
+}
+
+/// A checkpoint the witness holds.
+#[derive(Debug, Clone)]
+pub struct Witnessed {
+    pub size: u64,
+    pub note: String,
+}
+
+/// Reads every checkpoint the witness holds, and the key it first saw.
+pub fn witness_read(dir: &Path) -> std::io::Result<(Option<String>, Vec<Witnessed>)> {
+    let key = std::fs::read_to_string(dir.join("ledger-key.pub")).ok().map(|k| k.trim().to_owned());
+    let text = match std::fs::read_to_string(dir.join("checkpoints.jsonl")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((key, Vec::new())),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(std::io::Error::other)?;
+        let size = v["size"].as_u64().ok_or_else(|| std::io::Error::other("witness line without size"))?;
+        let note = v["note"].as_str().ok_or_else(|| std::io::Error::other("witness line without note"))?.to_owned();
+        out.push(Witnessed { size, note });
+    }
+    Ok((key, out))
+}
+
+/// Parses a stored hex root.
+pub fn stored_root(c: &StoredCheckpoint) -> Option<storefort_ledger::Hash> {
+    from_hex(&c.root)
+}
+
+/// Runs [`LedgerSigner::checkpoint_now`] when `every_entries` entries have
+/// been appended since the last checkpoint or `interval` has passed.
+pub async fn run_checkpoints(
+    signer: Arc<LedgerSigner>,
+    store: Store,
+    clock: Arc<dyn crate::Clock>,
+    interval: std::time::Duration,
+    every_entries: u64,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_run = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let due = match (store.ledger_size().await, store.latest_checkpoint().await) {
+            (Ok(size), Ok(last)) => {
+                let covered = last.map(|c| u64::try_from(c.size).unwrap_or(0)).unwrap_or(0);
+                size > covered && (size - covered >= every_entries || last_run.elapsed() >= interval)
+            }
+            _ => false,
+        };
+        if due {
+            last_run = std::time::Instant::now();
+            if let Err(e) = signer.checkpoint_now(&store, clock.now_ms()).await {
+                tracing::error!(target: "security", error = %e, "ledger checkpoint failed");
+            }
+        }
+    }
+}
+
+/// The settings row naming the log.
+pub const ORIGIN_SETTING: &str = "ledger_origin";
+
+/// Opens the ledger's signing side. On first start it names the log
+/// (`storefort.local/<random>` unless configured) and records the origin and
+/// public key as the log's first entry.
+pub async fn open_signer(
+    store: &Store,
+    seed: &[u8; 32],
+    configured_origin: Option<&str>,
+    witness: Option<PathBuf>,
+    now_ms: i64,
+) -> Result<Arc<LedgerSigner>, StoreError> {
+    let origin = match store.setting(ORIGIN_SETTING).await? {
+        Some(origin) => origin,
+        None => {
+            let origin = match configured_origin {
+                Some(o) => o.to_owned(),
+                None => format!(
+                    "storefort.local/{}",
+                    &crate::secrets::random_token()
+                        .map_err(|_| StoreError::Corrupt { what: "system random number generator" })?[..16]
+                ),
+            };
+            let key = LedgerKey::from_seed(&origin, seed).map_err(|_| StoreError::Corrupt { what: "ledger origin" })?;
+            let mut tx = store.begin_write(now_ms, "system", None).await?;
+            if tx.insert_setting_if_absent(ORIGIN_SETTING, &origin).await? {
+                let change = serde_json::json!({"origin": origin, "key": key.verifier().to_string()});
+                tx.append("ledger_created", vec![origin.clone()], change).await?;
+                let event = storefort_core::SecurityEvent::new(
+                    storefort_core::EventKind::LedgerCreated,
+                    storefort_core::Actor::System,
+                );
+                tx.commit(event).await?;
+            } else {
+                tx.rollback().await?;
+            }
+            store.setting(ORIGIN_SETTING).await?.ok_or(StoreError::Corrupt { what: "ledger origin" })?
+        }
+    };
+    let key = LedgerKey::from_seed(&origin, seed).map_err(|_| StoreError::Corrupt { what: "ledger origin" })?;
+    Ok(LedgerSigner::new(key, origin, witness))
+}
