@@ -47,6 +47,8 @@ pub struct LedgerSection {
     /// `<data_dir>/witness`. Put it on storage the database host cannot
     /// rewrite for the strongest guarantee.
     pub witness_dir: String,
+    /// Hours between full verifications of the ledger while serving.
+    pub full_verify_hours: u64,
 }
 
 impl Default for LedgerSection {
@@ -56,6 +58,7 @@ impl Default for LedgerSection {
             checkpoint_interval_seconds: 10,
             checkpoint_every_entries: 1000,
             witness_dir: String::new(),
+            full_verify_hours: 24,
         }
     }
 }
@@ -315,6 +318,9 @@ impl Config {
         }
         if !(1..=3600).contains(&self.ledger.checkpoint_interval_seconds) {
             return Err(key_error("ledger.checkpoint_interval_seconds", "must be 1 to 3600"));
+        }
+        if !(1..=24 * 30).contains(&self.ledger.full_verify_hours) {
+            return Err(key_error("ledger.full_verify_hours", "must be 1 to 720"));
         }
         if !(1..=1_000_000).contains(&self.ledger.checkpoint_every_entries) {
             return Err(key_error("ledger.checkpoint_every_entries", "must be 1 to 1000000"));

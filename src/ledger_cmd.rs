@@ -8,8 +8,7 @@ use anyhow::{Context, Result, bail};
 use std::io::IsTerminal;
 use std::path::Path;
 use storefort_ledger::{LedgerKey, Receipt, VerifierKey};
-use storefort_store::audit::{AuditInput, WitnessCheckpoint};
-use storefort_web::ledger::{ORIGIN_SETTING, witness_read};
+use storefort_web::ledger::{ORIGIN_SETTING, full_audit};
 
 /// The store's ledger verifier key.
 async fn verifier(cfg: &Config) -> Result<VerifierKey> {
@@ -34,14 +33,6 @@ pub async fn verify(cfg: Config) -> Result<()> {
     cfg.settings()?;
     let server_key = keyfile::existing_server_key(&cfg.data_dir)?;
     let store = open_store(&cfg, &server_key).await?;
-    let (witness_key, witnessed) = witness_read(&cfg.witness_dir()).context("cannot read the witness directory")?;
-    let witness_key =
-        witness_key.map(|k| VerifierKey::parse(&k)).transpose().map_err(|e| anyhow::anyhow!("witness key: {e}"))?;
-    let input = AuditInput {
-        mac_key: &server_key.subkey(LEDGER_MAC_PURPOSE),
-        witness_key,
-        witness: witnessed.into_iter().map(|w| WitnessCheckpoint { size: w.size, note: w.note }).collect(),
-    };
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -58,7 +49,8 @@ pub async fn verify(cfg: Config) -> Result<()> {
             b.set_position(done);
         }
     };
-    let report = store.audit(&input, &progress).await?;
+    let mac_key = server_key.subkey(LEDGER_MAC_PURPOSE);
+    let report = full_audit(&store, &mac_key, Some(&cfg.witness_dir()), &progress).await?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

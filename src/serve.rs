@@ -82,6 +82,18 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
     }
     let seed = keyfile::ledger_seed(&cfg.data_dir)?;
     let signer = ledger::open_signer(&store, &seed, cfg.ledger_origin(), Some(cfg.witness_dir()), now_ms()).await?;
+    let mac_key = key.subkey(LEDGER_MAC_PURPOSE);
+    if let Err(problem) = ledger::fast_check(&signer, &store, &mac_key).await {
+        let event = storefort_core::SecurityEvent::new(
+            storefort_core::EventKind::LedgerTampered,
+            storefort_core::Actor::System,
+        );
+        let _ = store.record_event(&event, now_ms()).await;
+        tracing::error!(target: "security", %problem, "ledger check at start failed");
+        anyhow::bail!(
+            "the ledger check at start failed: {problem}. Run `storefort ledger verify` for the full report."
+        );
+    }
     tracing::info!(origin = signer.origin(), key = %signer.verifier(), "ledger ready");
     let state = AppState::new(store.clone(), settings, Arc::new(SystemClock), key, signer.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -96,6 +108,14 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
     let expiry = tokio::spawn(jobs::run_expiry(
         state.clone(),
         Duration::from_secs(cfg.jobs.expiry_interval_seconds),
+        stop_rx.clone(),
+    ));
+    let audits = tokio::spawn(ledger::run_full_audits(
+        store.clone(),
+        mac_key,
+        Some(cfg.witness_dir()),
+        Duration::from_secs(cfg.ledger.full_verify_hours * 3600),
+        Arc::new(SystemClock),
         stop_rx.clone(),
     ));
     let addr = cfg.listen_addr()?;
@@ -118,6 +138,7 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
     }
     let _ = expiry.await;
     let _ = checkpoints.await;
+    let _ = audits.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -285,4 +285,22 @@ async fn ledger_and_receipt_commands_work_on_the_real_binary() {
     let out = String::from_utf8_lossy(&bad.stdout);
     assert!(!bad.status.success(), "{out}");
     assert!(out.contains("(order_placed)") && out.contains("total"), "{out}");
+
+    // An edited entry after the last checkpoint stops the store at start.
+    let pool = sqlx::AnyPool::connect(&url).await.expect("connect");
+    sqlx::query("UPDATE ledger_entries SET entry = REPLACE(entry, '\"quantity\":1', '\"quantity\":9') WHERE kind = 'order_placed'")
+        .execute(&pool)
+        .await
+        .expect("tamper");
+    sqlx::query("DELETE FROM ledger_checkpoints").execute(&pool).await.expect("tamper");
+    pool.close().await;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_storefort"));
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())]).arg("--data-dir").arg(dir.path());
+    if !db_url.starts_with("sqlite:") {
+        cmd.args(["--database-url", &db_url]);
+    }
+    let refused = cmd.output().expect("run");
+    assert!(!refused.status.success(), "a tampered ledger must stop the store");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("ledger check at start failed"), "{err}");
 }

@@ -238,7 +238,11 @@ fn problem(what: impl Into<String>) -> Problem {
 impl Store {
     /// Verifies everything; `progress(done, total)` is called as entries are
     /// read. A report with no problems means the store is intact.
-    pub async fn audit(&self, input: &AuditInput<'_>, progress: &dyn Fn(u64, u64)) -> Result<AuditReport, StoreError> {
+    pub async fn audit(
+        &self,
+        input: &AuditInput<'_>,
+        progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<AuditReport, StoreError> {
         let mut report = AuditReport::default();
         let head = self.ledger_size().await?;
         let mut replay = Replay::default();
@@ -397,7 +401,7 @@ impl Store {
         &self,
         replay: &Replay,
         report: &mut AuditReport,
-        kind_at: &dyn Fn(u64) -> Option<String>,
+        kind_at: &(dyn Fn(u64) -> Option<String> + Sync),
     ) -> Result<(), StoreError> {
         let ids: Vec<String> = sqlx::query("SELECT id FROM orders ORDER BY id")
             .fetch_all(&self.pool)

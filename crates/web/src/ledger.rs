@@ -242,3 +242,146 @@ pub async fn open_signer(
     let key = LedgerKey::from_seed(&origin, seed).map_err(|_| StoreError::Corrupt { what: "ledger origin" })?;
     Ok(LedgerSigner::new(key, origin, witness))
 }
+
+/// Runs the full verification (see `storefort_store::audit`) with the
+/// witness held in `witness_dir`.
+pub async fn full_audit(
+    store: &Store,
+    mac_key: &[u8; 32],
+    witness_dir: Option<&Path>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<storefort_store::audit::AuditReport, StoreError> {
+    let (witness_key, witnessed) = match witness_dir {
+        Some(dir) => witness_read(dir).map_err(|e| StoreError::Database(sqlx_io(e)))?,
+        None => (None, Vec::new()),
+    };
+    let input = storefort_store::audit::AuditInput {
+        mac_key,
+        witness_key: witness_key.and_then(|k| VerifierKey::parse(&k).ok()),
+        witness: witnessed
+            .into_iter()
+            .map(|w| storefort_store::audit::WitnessCheckpoint { size: w.size, note: w.note })
+            .collect(),
+    };
+    store.audit(&input, progress).await
+}
+
+fn sqlx_io(e: std::io::Error) -> sqlx::Error {
+    sqlx::Error::Io(e)
+}
+
+/// The check run at every start: the newest checkpoint is validly signed,
+/// the stored tree still has its root, the entries after it are intact, and
+/// the witness's newest checkpoint agrees with the database. Cheap: it reads
+/// O(log n) nodes plus the tail since the last checkpoint.
+pub async fn fast_check(signer: &LedgerSigner, store: &Store, mac_key: &[u8; 32]) -> Result<(), String> {
+    let fail = |e: StoreError| format!("cannot read the ledger: {e}");
+    let size = store.ledger_size().await.map_err(fail)?;
+    let last = store.latest_checkpoint().await.map_err(fail)?;
+    let covered = match &last {
+        None => 0,
+        Some(c) => {
+            let cp = signer
+                .verifier()
+                .verify_checkpoint(&c.note)
+                .map_err(|e| format!("the newest checkpoint (size {}) does not verify: {e}", c.size))?;
+            if cp.size > size {
+                return Err(format!(
+                    "the newest checkpoint covers {} entries but the log has {size}: truncated",
+                    cp.size
+                ));
+            }
+            let root = root_at(store, cp.size).await.map_err(fail)?;
+            if root != cp.root {
+                return Err(format!("the log no longer has the root its checkpoint at size {} signed", cp.size));
+            }
+            cp.size
+        }
+    };
+    let tail = store.ledger_entries(covered, size).await.map_err(fail)?;
+    if tail.len() as u64 != size - covered {
+        return Err(format!("entries after {covered} are missing"));
+    }
+    for (i, e) in tail.iter().enumerate() {
+        let expected = covered + i as u64;
+        let leaf = storefort_ledger::leaf_hash(e.entry.as_bytes());
+        let parsed =
+            storefort_ledger::Entry::from_canonical(&e.entry).map_err(|err| format!("entry {expected}: {err}"))?;
+        if parsed.index != expected
+            || hex::encode(leaf) != e.leaf_hash
+            || storefort_ledger::hash::mac_hex(mac_key, &leaf) != e.mac
+        {
+            return Err(format!("entry {expected} ({}) was modified, moved or forged", e.kind));
+        }
+    }
+    if let Some(dir) = &signer.witness
+        && let Ok((_, witnessed)) = witness_read(dir)
+        && let Some(w) = witnessed.last()
+    {
+        let cp = signer
+            .verifier()
+            .verify_checkpoint(&w.note)
+            .map_err(|e| format!("the witness's newest checkpoint: {e}"))?;
+        if cp.size > size {
+            return Err(format!("the witness saw {} entries but the log has {size}: history truncated", cp.size));
+        }
+        if root_at(store, cp.size).await.map_err(fail)? != cp.root {
+            return Err(format!(
+                "the witness's checkpoint at size {} disagrees with the log: history rewritten",
+                cp.size
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The root of the first `size` entries from stored nodes.
+async fn root_at(store: &Store, size: u64) -> Result<storefort_ledger::Hash, StoreError> {
+    if size == 0 {
+        return Ok(storefort_ledger::hash::sha256(b""));
+    }
+    let wanted = needed(|get| {
+        range_root(0, size, get);
+    });
+    let nodes = store.ledger_nodes(&wanted).await?;
+    Ok(range_root(0, size, &mut from_map(&nodes)))
+}
+
+/// Runs the full verification every `every`, raising a critical security
+/// event when it finds anything.
+pub async fn run_full_audits(
+    store: Store,
+    mac_key: [u8; 32],
+    witness_dir: Option<PathBuf>,
+    every: std::time::Duration,
+    clock: Arc<dyn crate::Clock>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the start-up check just ran
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match full_audit(&store, &mac_key, witness_dir.as_deref(), &|_, _| {}).await {
+            Ok(report) => match report.first_problem() {
+                None => tracing::info!(entries = report.entries, "scheduled ledger verification passed"),
+                Some(first) => {
+                    let event = storefort_core::SecurityEvent::new(
+                        storefort_core::EventKind::LedgerTampered,
+                        storefort_core::Actor::System,
+                    )
+                    .with("problems", report.problems.len() as i64)
+                    .with("first_index", first.index.map(|i| i as i64).unwrap_or(-1));
+                    if let Err(e) = store.record_event(&event, clock.now_ms()).await {
+                        tracing::error!(error = %e, "could not record security event");
+                    }
+                    tracing::error!(target: "security", first = %first, "LEDGER VERIFICATION FAILED");
+                }
+            },
+            Err(e) => tracing::error!(error = %e, "scheduled ledger verification could not run"),
+        }
+    }
+}
