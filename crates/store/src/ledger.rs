@@ -138,33 +138,61 @@ impl Store {
         .map_err(|e: sqlx::Error| StoreError::from(e))
     }
 
-    /// Fetches the perfect-subtree hashes a proof needs: level 0 from the
-    /// entries, higher levels from `ledger_nodes`.
+    /// Fetches the perfect-subtree hashes a computation needs: level 0 from
+    /// the entries, higher levels from `ledger_nodes`. Wanted nodes cluster
+    /// (a new checkpoint wants a run of leaves), so each level is one range
+    /// query, unless its nodes are few and far apart (a proof wants one node
+    /// per level), then they are fetched singly.
     pub async fn ledger_nodes(&self, wanted: &[(u32, u64)]) -> Result<HashMap<(u32, u64), Hash>, StoreError> {
-        let mut found = HashMap::with_capacity(wanted.len());
+        let mut by_level: std::collections::BTreeMap<u32, Vec<i64>> = std::collections::BTreeMap::new();
         for &(level, index) in wanted {
-            let idx = i64::try_from(index).map_err(|_| StoreError::Corrupt { what: "ledger node index" })?;
-            let hash: Option<String> = if level == 0 {
-                sqlx::query("SELECT leaf_hash AS h FROM ledger_entries WHERE idx = $1")
-                    .bind(idx)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(|r| r.try_get("h"))
-                    .transpose()?
+            let index = i64::try_from(index).map_err(|_| StoreError::Corrupt { what: "ledger node index" })?;
+            by_level.entry(level).or_default().push(index);
+        }
+        let mut found = HashMap::with_capacity(wanted.len());
+        for (level, indexes) in by_level {
+            let lo = indexes.iter().copied().min().unwrap_or(0);
+            let hi = indexes.iter().copied().max().unwrap_or(0);
+            let wanted_here: std::collections::HashSet<i64> = indexes.into_iter().collect();
+            let mut rows = Vec::new();
+            if (wanted_here.len() as i64).saturating_mul(4) < hi - lo + 1 {
+                for &i in &wanted_here {
+                    rows.extend(self.node_rows(level, i, i).await?);
+                }
             } else {
-                sqlx::query("SELECT hash AS h FROM ledger_nodes WHERE level = $1 AND idx = $2")
-                    .bind(i64::from(level))
-                    .bind(idx)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(|r| r.try_get("h"))
-                    .transpose()?
-            };
-            if let Some(h) = hash.as_deref().and_then(from_hex) {
-                found.insert((level, index), h);
+                rows = self.node_rows(level, lo, hi).await?;
+            }
+            for (idx, hash) in rows {
+                if wanted_here.contains(&idx)
+                    && let Some(h) = from_hex(&hash)
+                {
+                    let index = u64::try_from(idx).map_err(|_| StoreError::Corrupt { what: "ledger node index" })?;
+                    found.insert((level, index), h);
+                }
             }
         }
         Ok(found)
+    }
+
+    async fn node_rows(&self, level: u32, lo: i64, hi: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = if level == 0 {
+            sqlx::query("SELECT idx, leaf_hash AS h FROM ledger_entries WHERE idx >= $1 AND idx <= $2")
+                .bind(lo)
+                .bind(hi)
+                .fetch_all(&self.pool)
+                .await?
+        } else {
+            sqlx::query("SELECT idx, hash AS h FROM ledger_nodes WHERE level = $1 AND idx >= $2 AND idx <= $3")
+                .bind(i64::from(level))
+                .bind(lo)
+                .bind(hi)
+                .fetch_all(&self.pool)
+                .await?
+        };
+        rows.iter()
+            .map(|r| Ok((r.try_get("idx")?, r.try_get("h")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     /// Stores perfect-subtree hashes (idempotent: several instances may race).
@@ -174,15 +202,20 @@ impl Store {
         }
         let writer = self.lock_writer().await;
         let mut tx = self.pool.begin().await?;
-        for (level, index, hash) in nodes {
-            sqlx::query(
-                "INSERT INTO ledger_nodes (level, idx, hash) VALUES ($1, $2, $3) ON CONFLICT (level, idx) DO NOTHING",
-            )
-            .bind(i64::from(*level))
-            .bind(i64::try_from(*index).unwrap_or(i64::MAX))
-            .bind(hex::encode(hash))
-            .execute(&mut *tx)
-            .await?;
+        // Many rows per statement: the first checkpoint of a big log writes
+        // about one node per entry.
+        for chunk in nodes.chunks(300) {
+            let values: Vec<String> =
+                (0..chunk.len()).map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
+            let sql = format!(
+                "INSERT INTO ledger_nodes (level, idx, hash) VALUES {} ON CONFLICT (level, idx) DO NOTHING",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (level, index, hash) in chunk {
+                q = q.bind(i64::from(*level)).bind(i64::try_from(*index).unwrap_or(i64::MAX)).bind(hex::encode(hash));
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         drop(writer);
