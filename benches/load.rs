@@ -132,9 +132,10 @@ async fn bare_baseline() -> Result {
 
 /// Storefort on a fresh database with 20 products of 3 variants each; serves
 /// one app with the catalog cache on and one with it off.
-async fn store_app(url: String) -> (String, String, Store, Vec<String>, Vec<String>) {
-    let store =
-        Store::open(&StoreOptions { url, max_connections: 16, ledger_mac_key: [7; 32] }).await.expect("open store");
+async fn store_app(url: String, record_ledger: bool) -> (String, String, Store, Vec<String>, Vec<String>) {
+    let store = Store::open(&StoreOptions { url, max_connections: 16, ledger_mac_key: [7; 32], record_ledger })
+        .await
+        .expect("open store");
     let now = SystemClock.now_ms();
     let mut products = Vec::new();
     let mut variants = Vec::new();
@@ -199,7 +200,7 @@ fn wanted(phase: &str) -> bool {
 }
 
 async fn store_phases(backend: &str, url: String) -> Vec<Result> {
-    let (base, uncached_base, store, products, variants) = store_app(url).await;
+    let (base, uncached_base, store, products, variants) = store_app(url, true).await;
     let mut results = Vec::new();
     if wanted("get") {
         results.extend(get_phases(backend, &base, &uncached_base, products).await);
@@ -209,6 +210,15 @@ async fn store_phases(backend: &str, url: String) -> Vec<Result> {
     }
     store.close().await;
     results
+}
+
+/// The same checkout phase on a store that writes no ledger entries: the
+/// baseline for the ledger's cost.
+async fn checkout_without_ledger(backend: &str, url: String) -> Result {
+    let (base, _, store, _, variants) = store_app(url, false).await;
+    let result = checkout_phase(&format!("{backend}, ledger off"), &base, variants).await;
+    store.close().await;
+    result
 }
 
 async fn get_phases(backend: &str, base: &str, uncached_base: &str, products: Vec<String>) -> Vec<Result> {
@@ -320,9 +330,16 @@ fn main() {
         eprintln!("storefort on SQLite (WAL, group commit: every acknowledged write flushed)");
         let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
         results.extend(store_phases("SQLite", sqlite).await);
+        if wanted("checkout") {
+            let bare = format!("sqlite://{}?mode=rwc", dir.path().join("bench-no-ledger.db").display());
+            results.push(checkout_without_ledger("SQLite", bare).await);
+        }
         if let Ok(pg) = std::env::var("STOREFORT_BENCH_POSTGRES_URL") {
             eprintln!("storefort on PostgreSQL");
             results.extend(store_phases("PostgreSQL", fresh_schema(&pg).await).await);
+            if wanted("checkout") {
+                results.push(checkout_without_ledger("PostgreSQL", fresh_schema(&pg).await).await);
+            }
         }
         let mut all = vec![baseline];
         all.extend(results);

@@ -38,6 +38,7 @@ pub async fn open_store(cfg: &Config, key: &storefort_web::ServerKey) -> Result<
         url,
         max_connections: cfg.store.max_db_connections,
         ledger_mac_key: key.subkey(LEDGER_MAC_PURPOSE),
+        record_ledger: true,
     };
     // The URL may hold a password: errors name the backend, never the URL.
     Store::open(&options).await.map_err(|e| {

@@ -150,9 +150,14 @@ async fn acknowledged_orders_survive_kill_9_and_stock_adds_up() {
     let _ = server.wait().await;
 
     // Only reads here: the ledger MAC key is not needed.
-    let store = Store::open(&StoreOptions { url: db_url.clone(), max_connections: 2, ledger_mac_key: [0; 32] })
-        .await
-        .expect("open");
+    let store = Store::open(&StoreOptions {
+        url: db_url.clone(),
+        max_connections: 2,
+        ledger_mac_key: [0; 32],
+        record_ledger: true,
+    })
+    .await
+    .expect("open");
     let mut units_out = 0;
     for (variant, start_stock) in &initial {
         let (available, reserved, sold) = store.stock_counts(variant).await.expect("counts");

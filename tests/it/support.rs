@@ -58,9 +58,14 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     init_test_logging();
     let dir = tempfile::tempdir().expect("temp dir");
     let db_url = fresh_database_url(&dir).await;
-    let store = Store::open(&StoreOptions { url: db_url.clone(), max_connections: 16, ledger_mac_key: [7; 32] })
-        .await
-        .expect("open store");
+    let store = Store::open(&StoreOptions {
+        url: db_url.clone(),
+        max_connections: 16,
+        ledger_mac_key: [7; 32],
+        record_ledger: true,
+    })
+    .await
+    .expect("open store");
     let clock = ManualClock::new();
     let admin_token = admin_auth::ensure_bootstrap_token(&store, 0).await.expect("token").expect("fresh token");
     let key = ServerKey::generate().expect("rng");

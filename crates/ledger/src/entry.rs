@@ -53,10 +53,37 @@ pub enum EntryError {
 }
 
 impl Entry {
-    /// The canonical bytes of this entry.
+    /// The canonical bytes of this entry: the fields in sorted key order,
+    /// written directly (this runs for every entry of a full verification).
     pub fn to_canonical(&self) -> Result<String, EntryError> {
-        let value = serde_json::to_value(self).map_err(|e| EntryError::Malformed(e.to_string()))?;
-        canonical_json(&value)
+        let json = |v: &str| serde_json::to_string(v).map_err(|e| EntryError::Malformed(e.to_string()));
+        let mut out = String::with_capacity(256);
+        out.push_str("{\"actor\":");
+        out.push_str(&json(&self.actor)?);
+        out.push_str(",\"at\":");
+        out.push_str(&self.at.to_string());
+        out.push_str(",\"change\":");
+        write_canonical(&self.change, &mut out)?;
+        out.push_str(",\"index\":");
+        out.push_str(&self.index.to_string());
+        out.push_str(",\"kind\":");
+        out.push_str(&json(&self.kind)?);
+        out.push_str(",\"request_id\":");
+        match &self.request_id {
+            Some(r) => out.push_str(&json(r)?),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"targets\":[");
+        for (i, t) in self.targets.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&json(t)?);
+        }
+        out.push_str("],\"v\":");
+        out.push_str(&self.v.to_string());
+        out.push('}');
+        Ok(out)
     }
 
     /// Parses canonical bytes, refusing anything that would not re-encode to
@@ -151,6 +178,16 @@ mod tests {
             r#"{"actor":"bootstrap_admin","at":1700000000000,"change":{"currency":"EUR","new":250,"old":100},"index":0,"kind":"price_changed","request_id":"r1","targets":["v1"],"v":1}"#
         );
         assert_eq!(Entry::from_canonical(&text), Ok(entry()));
+    }
+
+    #[test]
+    fn direct_encoding_equals_generic_canonical_json() {
+        let mut e = entry();
+        e.request_id = None;
+        e.change = json!({"z": [1, {"b": "x\"y", "a": null}], "a": true});
+        e.targets = vec!["a\u{1}b".into(), "é".into()];
+        let generic = canonical_json(&serde_json::to_value(&e).expect("value")).expect("canonical");
+        assert_eq!(e.to_canonical().expect("direct"), generic);
     }
 
     #[test]

@@ -32,11 +32,28 @@ pub fn sha256(data: &[u8]) -> Hash {
 
 /// Hex HMAC-SHA256 of `data` under `key`: the per-entry authenticator.
 pub fn mac_hex(key: &[u8; 32], data: &[u8]) -> String {
-    use hmac::{Hmac, KeyInit, Mac};
-    // A 32-byte key is always a valid HMAC key.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    mac.update(data);
-    hex::encode(mac.finalize().into_bytes())
+    EntryMac::new(key).hex(data)
+}
+
+/// The per-entry authenticator with its key schedule done once, for
+/// checking many entries.
+#[derive(Clone)]
+pub struct EntryMac(hmac::Hmac<Sha256>);
+
+impl EntryMac {
+    pub fn new(key: &[u8; 32]) -> Self {
+        use hmac::KeyInit;
+        // A 32-byte key is always a valid HMAC key.
+        EntryMac(<hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!()))
+    }
+
+    /// Hex HMAC of `data`.
+    pub fn hex(&self, data: &[u8]) -> String {
+        use hmac::Mac;
+        let mut mac = self.0.clone();
+        mac.update(data);
+        hex::encode(mac.finalize().into_bytes())
+    }
 }
 
 /// Standard base64, as used in checkpoints and receipts.

@@ -25,6 +25,9 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// Key of the per-entry ledger MAC; kept outside the database.
     pub ledger_mac_key: [u8; 32],
+    /// Always true in a real store. False only in the benchmark that
+    /// measures what the ledger costs: entries are then not written at all.
+    pub record_ledger: bool,
 }
 
 /// The store's handle on its database. Cheap to clone.
@@ -39,6 +42,7 @@ pub struct Store {
     /// SQLite's group commit (see [`crate::durability`]).
     pub(crate) wal_sync: Option<Arc<WalSync>>,
     ledger_mac_key: Arc<zeroize::Zeroizing<[u8; 32]>>,
+    pub(crate) record_ledger: bool,
 }
 
 impl Store {
@@ -82,7 +86,8 @@ impl Store {
         let sqlite_writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
         let wal_sync = if backend == Backend::Sqlite { wal_sync } else { None };
         let ledger_mac_key = Arc::new(zeroize::Zeroizing::new(options.ledger_mac_key));
-        let store = Store { pool, backend, sqlite_writer, wal_sync, ledger_mac_key };
+        let record_ledger = options.record_ledger;
+        let store = Store { pool, backend, sqlite_writer, wal_sync, ledger_mac_key, record_ledger };
         store.migrate().await?;
         Ok(store)
     }
