@@ -18,57 +18,64 @@ fn main() {
         std::env::var("STOREFORT_BENCH_LEDGER_ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     runtime.block_on(async move {
-        let dir = tempfile::tempdir().expect("dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display());
+        // STOREFORT_BENCH_LEDGER_DIR keeps the generated log for reruns.
+        let temp = tempfile::tempdir().expect("dir");
+        let kept = std::env::var("STOREFORT_BENCH_LEDGER_DIR").ok().map(std::path::PathBuf::from);
+        let path = kept.clone().unwrap_or_else(|| temp.path().to_owned());
+        std::fs::create_dir_all(&path).expect("dir");
+        let url = format!("sqlite://{}?mode=rwc", path.join("ledger.db").display());
         let store =
             Store::open(&StoreOptions { url, max_connections: 4, ledger_mac_key: MAC_KEY, record_ledger: true })
                 .await
                 .expect("open");
-        let signer = open_signer(&store, &[5; 32], Some("bench.storefort/ledger"), Some(dir.path().join("witness")), 0)
+        let signer = open_signer(&store, &[5; 32], Some("bench.storefort/ledger"), Some(path.join("witness")), 0)
             .await
             .expect("signer");
 
+        let reuse = store.ledger_size().await.expect("size") >= entries.saturating_sub(1);
         let setup = Instant::now();
-        let variant = uuid::Uuid::now_v7().to_string();
-        let mut tx = store.begin_write(1, "system", None).await.expect("tx");
-        tx.insert_product(&NewProduct {
-            id: uuid::Uuid::now_v7().to_string(),
-            handle: "bench".into(),
-            title: "Bench".into(),
-            description: "Bench".into(),
-            collections: vec![],
-            variants: vec![NewVariant {
-                id: variant.clone(),
-                sku: "BENCH-1".into(),
-                title: "Default".into(),
-                price_amount: 100,
-                currency: "EUR".into(),
-                stock: 0,
-            }],
-        })
-        .await
-        .expect("product");
-        tx.commit(event()).await.expect("commit");
-        // Entries in transactions of 10,000: each batch is 9,999 token
-        // issuances (no row to check) and one stock count through the real
-        // path, which updates the variant row the audit compares.
-        let mut written = 0u64;
-        let mut stock = 0i64;
-        let target = entries.saturating_sub(3);
-        while written < target {
-            let mut tx = store.begin_write(2, "bootstrap_admin", None).await.expect("tx");
-            let batch = (target - written).min(10_000);
-            for _ in 1..batch {
-                tx.append("admin_token_issued", vec!["bootstrap_admin_token".into()], json!({"rotated": true}))
-                    .await
-                    .expect("append");
-            }
-            stock += 1;
-            tx.set_available(&variant, stock).await.expect("set");
+        if !reuse {
+            let variant = uuid::Uuid::now_v7().to_string();
+            let mut tx = store.begin_write(1, "system", None).await.expect("tx");
+            tx.insert_product(&NewProduct {
+                id: uuid::Uuid::now_v7().to_string(),
+                handle: "bench".into(),
+                title: "Bench".into(),
+                description: "Bench".into(),
+                collections: vec![],
+                variants: vec![NewVariant {
+                    id: variant.clone(),
+                    sku: "BENCH-1".into(),
+                    title: "Default".into(),
+                    price_amount: 100,
+                    currency: "EUR".into(),
+                    stock: 0,
+                }],
+            })
+            .await
+            .expect("product");
             tx.commit(event()).await.expect("commit");
-            written += batch;
-            if written % 100_000 < 10_000 {
-                eprintln!("  {written} entries");
+            // Entries in transactions of 10,000: each batch is 9,999 token
+            // issuances (no row to check) and one stock count through the real
+            // path, which updates the variant row the audit compares.
+            let mut written = 0u64;
+            let mut stock = 0i64;
+            let target = entries.saturating_sub(3);
+            while written < target {
+                let mut tx = store.begin_write(2, "bootstrap_admin", None).await.expect("tx");
+                let batch = (target - written).min(10_000);
+                for _ in 1..batch {
+                    tx.append("admin_token_issued", vec!["bootstrap_admin_token".into()], json!({"rotated": true}))
+                        .await
+                        .expect("append");
+                }
+                stock += 1;
+                tx.set_available(&variant, stock).await.expect("set");
+                tx.commit(event()).await.expect("commit");
+                written += batch;
+                if written % 100_000 < 10_000 {
+                    eprintln!("  {written} entries");
+                }
             }
         }
         let size = store.ledger_size().await.expect("size");
@@ -79,7 +86,7 @@ fn main() {
         let checkpoint_s = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        let report = full_audit(&store, &MAC_KEY, Some(&dir.path().join("witness")), &|_, _| {}).await.expect("audit");
+        let report = full_audit(&store, &MAC_KEY, Some(&path.join("witness")), &|_, _| {}).await.expect("audit");
         let verify_s = t.elapsed().as_secs_f64();
         assert!(report.problems.is_empty(), "{:?}", report.problems.first());
 

@@ -168,7 +168,7 @@ impl Default for JobsSection {
 }
 
 /// Environment variables under the STOREFORT_ prefix that are not config keys.
-const NOT_CONFIG: &[&str] = &["STOREFORT_LOG", "STOREFORT_SERVER_KEY", "STOREFORT_CONFIG"];
+const NOT_CONFIG: &[&str] = &["STOREFORT_LOG", "STOREFORT_SERVER_KEY", "STOREFORT_LEDGER_KEY", "STOREFORT_CONFIG"];
 
 /// Turns `STOREFORT_STORE__CURRENCY` into `["store", "currency"]`.
 fn env_key(name: &str) -> Option<Vec<String>> {

@@ -98,3 +98,46 @@ pub fn verify_receipt(file: &Path, key: &str) -> Result<()> {
         Err(e) => bail!("receipt INVALID: {e}"),
     }
 }
+
+/// `storefort ledger rotate-key`: a new signing key, handed over by the old
+/// one in a `key_rotated` entry. Run it with the store stopped, or restart
+/// the store afterwards so it signs with the new key.
+pub async fn rotate_key(cfg: Config) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    cfg.settings()?;
+    if std::env::var_os("STOREFORT_LEDGER_KEY").is_some() {
+        bail!("the ledger key comes from STOREFORT_LEDGER_KEY: rotate it where that variable is managed");
+    }
+    let server_key = keyfile::existing_server_key(&cfg.data_dir)?;
+    let old_seed = keyfile::existing_ledger_seed(&cfg.data_dir)?;
+    let mut new_seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(new_seed.as_mut()).map_err(|e| anyhow::anyhow!("system random number generator failed: {e}"))?;
+    // The new key is on disk before the ledger names it, so a crash cannot
+    // leave a ledger pointing at a key nobody holds.
+    let staged = cfg.data_dir.join("ledger.key.new");
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&staged).with_context(|| {
+            format!("cannot create {} (a rotation already in progress? remove it and retry)", staged.display())
+        })?;
+    f.write_all(new_seed.as_ref())?;
+    f.sync_all()?;
+    let store = open_store(&cfg, &server_key).await?;
+    let recorded = storefort_web::ledger::record_rotation(&store, &old_seed, &new_seed, crate::serve::now_ms()).await;
+    store.close().await;
+    let (old, new) = match recorded {
+        Ok(keys) => keys,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(e.into());
+        }
+    };
+    // Replacing the file destroys the old private key; its public half
+    // stays in the ledger, so everything it signed still verifies.
+    std::fs::rename(&staged, cfg.data_dir.join("ledger.key")).context("cannot install the new ledger key")?;
+    println!("rotated the ledger signing key");
+    println!("  old: {old}");
+    println!("  new: {new}");
+    println!("restart the store to sign with the new key; receipts signed before still verify with the old key");
+    Ok(())
+}

@@ -81,6 +81,11 @@ enum LedgerCommand {
         #[command(flatten)]
         common: CommonFlags,
     },
+    /// Replace the signing key; the old key signs the hand-over.
+    RotateKey {
+        #[command(flatten)]
+        common: CommonFlags,
+    },
 }
 
 #[derive(Subcommand)]
@@ -158,6 +163,10 @@ fn run() -> Result<()> {
         Command::Ledger { command: LedgerCommand::Verify { common } } => {
             let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
             runtime.block_on(ledger_cmd::verify(cfg))
+        }
+        Command::Ledger { command: LedgerCommand::RotateKey { common } } => {
+            let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
+            runtime.block_on(ledger_cmd::rotate_key(cfg))
         }
         Command::Receipt { command: ReceiptCommand::Verify { file, key } } => ledger_cmd::verify_receipt(&file, &key),
         Command::Admin { command: AdminCommand::ResetToken { common } } => {

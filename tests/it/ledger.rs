@@ -278,3 +278,46 @@ async fn receipts_verify_offline_and_fail_when_edited_or_cut() {
     let r = h.app.get(&format!("/api/v1/orders/{}/receipt", h.order)).await;
     assert_eq!(r.status, 401);
 }
+
+#[tokio::test]
+async fn a_rotated_key_keeps_old_receipts_valid_and_signs_new_checkpoints() {
+    let h = history().await;
+    let old_key = h.app.state.ledger().verifier();
+    let receipt_before = read(
+        h.app
+            .client
+            .get(h.app.url(&format!("/api/v1/orders/{}/receipt", h.order)))
+            .bearer_auth(&h.order_token)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    let receipt_before: Receipt = serde_json::from_value(receipt_before.body).expect("receipt");
+    let (old, new) = storefort_web::ledger::record_rotation(&h.app.store, &[3; 32], &[4; 32], h.app.clock.now_ms())
+        .await
+        .expect("rotate");
+    assert_eq!(old, old_key);
+    // The store restarted with the new key: more orders, a new checkpoint.
+    let signer =
+        storefort_web::ledger::open_signer(&h.app.store, &[4; 32], None, Some(h.app.dir.path().join("witness")), 0)
+            .await
+            .expect("signer");
+    assert_eq!(signer.verifier(), new);
+    let placed = h.app.post("/api/v1/checkout", checkout_body(&h.app.cart_with(&h.variant, 1).await)).await;
+    assert_eq!(placed.status, 201);
+    let cp = signer.checkpoint_now(&h.app.store, h.app.clock.now_ms()).await.expect("checkpoint").expect("one");
+    assert!(new.verify_checkpoint(&cp.note).is_ok() && old.verify_checkpoint(&cp.note).is_err());
+    storefort_web::ledger::fast_check(&signer, &h.app.store, &[7; 32]).await.expect("fast check passes after rotation");
+    let report = audit(&h.app).await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(receipt_before.verify(&old).is_ok(), "a receipt signed before the rotation still verifies");
+    // A rotation not signed by the previous key is caught.
+    sql(
+        &h.app,
+        "UPDATE ledger_entries SET entry = REPLACE(entry, 'transition', 'transitio') WHERE kind = 'key_rotated'".into(),
+    )
+    .await;
+    let report = audit(&h.app).await;
+    assert!(report.problems.iter().any(|p| p.kind.as_deref() == Some("key_rotated")), "{:?}", report.problems);
+}

@@ -43,6 +43,7 @@ pub enum EventKind {
     IdempotencyKeyMismatch,
     LedgerCreated,
     LedgerTampered,
+    LedgerKeyRotated,
 }
 
 impl EventKind {
@@ -60,6 +61,7 @@ impl EventKind {
             EventKind::IdempotencyKeyMismatch => "idempotency_key_mismatch",
             EventKind::LedgerCreated => "ledger_created",
             EventKind::LedgerTampered => "ledger_tampered",
+            EventKind::LedgerKeyRotated => "ledger_key_rotated",
         }
     }
 
@@ -69,7 +71,7 @@ impl EventKind {
             EventKind::AdminAuthFailed | EventKind::OrderAccessDenied | EventKind::IdempotencyKeyMismatch => {
                 Severity::Warning
             }
-            EventKind::AdminTokenIssued | EventKind::LedgerTampered => Severity::Critical,
+            EventKind::AdminTokenIssued | EventKind::LedgerTampered | EventKind::LedgerKeyRotated => Severity::Critical,
             _ => Severity::Info,
         }
     }

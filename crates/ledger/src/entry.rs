@@ -99,6 +99,17 @@ impl Entry {
         Ok(entry)
     }
 
+    /// Parses an entry whose bytes are already authenticated (its MAC
+    /// verified, so the store wrote them canonically), skipping the
+    /// re-encoding check that [`Entry::from_canonical`] does.
+    pub fn from_authenticated(bytes: &str) -> Result<Self, EntryError> {
+        let entry: Entry = serde_json::from_str(bytes).map_err(|e| EntryError::Malformed(e.to_string()))?;
+        if entry.v != VERSION {
+            return Err(EntryError::Version(entry.v));
+        }
+        Ok(entry)
+    }
+
     /// The RFC 9162 leaf hash of the canonical bytes.
     pub fn leaf_hash(&self) -> Result<Hash, EntryError> {
         Ok(leaf_hash(self.to_canonical()?.as_bytes()))

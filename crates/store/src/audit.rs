@@ -120,7 +120,23 @@ impl Replay {
         let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
         match e.kind.as_str() {
             "ledger_created" | "key_rotated" => match VerifierKey::parse(c["key"].as_str().unwrap_or_default()) {
-                Ok(k) => self.keys.push(k),
+                Ok(k) => {
+                    if e.kind == "key_rotated" {
+                        // The retiring key must have signed the hand-over.
+                        let handed_over = self.keys.last().is_some_and(|previous| {
+                            previous.verify_note(c["transition"].as_str().unwrap_or_default()).is_ok_and(|text| {
+                                text == format!("storefort ledger key transition\n{}\n{previous}\n{k}\n", previous.name)
+                            })
+                        });
+                        if !handed_over {
+                            return self.problem(
+                                e,
+                                "introduces a signing key without a transition signed by the previous key",
+                            );
+                        }
+                    }
+                    self.keys.push(k)
+                }
                 Err(_) => self.problem(e, "the recorded ledger key does not parse"),
             },
             "admin_token_issued" => {}
@@ -301,12 +317,11 @@ fn check_parallel(rows: &[RawEntry], mac: &EntryMac) -> Vec<Checked> {
     let check = |r: &RawEntry| {
         let leaf = leaf_hash(r.entry.as_bytes());
         let leaf_hex = hex::encode(leaf);
-        Checked {
-            leaf,
-            leaf_matches: leaf_hex == r.leaf_hash,
-            mac_matches: mac.hex(&leaf) == r.mac,
-            entry: Entry::from_canonical(&r.entry),
-        }
+        let mac_matches = mac.hex(&leaf) == r.mac;
+        // Bytes under a valid MAC were written (canonically) by the store;
+        // anything else gets the full canonical-form check.
+        let entry = if mac_matches { Entry::from_authenticated(&r.entry) } else { Entry::from_canonical(&r.entry) };
+        Checked { leaf, leaf_matches: leaf_hex == r.leaf_hash, mac_matches, entry }
     };
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
     let chunk = rows.len().div_ceil(threads).max(1);
@@ -446,9 +461,11 @@ impl Store {
         }
         for w in &input.witness {
             report.witnessed += 1;
+            // The witness trusts the key it first saw and every key the log
+            // hands over to from it.
             let checked = match &input.witness_key {
-                Some(k) => k.verify_checkpoint(&w.note).map_err(|e| e.to_string()),
-                None => verify_note(&w.note),
+                Some(k) if !replay.keys.contains(k) => k.verify_checkpoint(&w.note).map_err(|e| e.to_string()),
+                _ => verify_note(&w.note),
             };
             match checked {
                 Err(e) => report.problems.push(problem(format!(

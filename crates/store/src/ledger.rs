@@ -121,6 +121,17 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// The entries that introduce signing keys (`ledger_created`,
+    /// `key_rotated`), oldest first.
+    pub async fn ledger_key_entries(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT entry FROM ledger_entries WHERE kind IN ('ledger_created', 'key_rotated') ORDER BY idx",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| r.try_get("entry")).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
+    }
+
     /// The latest entry whose first target is `target`.
     pub async fn latest_entry_for(&self, target: &str) -> Result<Option<StoredEntry>, StoreError> {
         let row = sqlx::query(

@@ -276,15 +276,27 @@ fn sqlx_io(e: std::io::Error) -> sqlx::Error {
 /// O(log n) nodes plus the tail since the last checkpoint.
 pub async fn fast_check(signer: &LedgerSigner, store: &Store, mac_key: &[u8; 32]) -> Result<(), String> {
     let fail = |e: StoreError| format!("cannot read the ledger: {e}");
+    let chain = key_chain(store).await?;
+    if !chain.is_empty() && !chain.contains(&signer.verifier()) {
+        return Err(format!("this store signs with key {} which the ledger never recorded", signer.verifier()));
+    }
+    let verify = |note: &str| -> Result<Checkpoint, String> {
+        let mut last = String::from("no signing key recorded");
+        for k in chain.iter().rev() {
+            match k.verify_checkpoint(note) {
+                Ok(c) => return Ok(c),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
+    };
     let size = store.ledger_size().await.map_err(fail)?;
     let last = store.latest_checkpoint().await.map_err(fail)?;
     let covered = match &last {
         None => 0,
         Some(c) => {
-            let cp = signer
-                .verifier()
-                .verify_checkpoint(&c.note)
-                .map_err(|e| format!("the newest checkpoint (size {}) does not verify: {e}", c.size))?;
+            let cp =
+                verify(&c.note).map_err(|e| format!("the newest checkpoint (size {}) does not verify: {e}", c.size))?;
             if cp.size > size {
                 return Err(format!(
                     "the newest checkpoint covers {} entries but the log has {size}: truncated",
@@ -384,4 +396,56 @@ pub async fn run_full_audits(
             Err(e) => tracing::error!(error = %e, "scheduled ledger verification could not run"),
         }
     }
+}
+
+/// The text a retiring key signs to hand over to its successor.
+pub fn transition_text(origin: &str, old: &VerifierKey, new: &VerifierKey) -> String {
+    format!("storefort ledger key transition\n{origin}\n{old}\n{new}\n")
+}
+
+/// Records a key rotation: a `key_rotated` entry naming the new key, with a
+/// transition statement signed by the old key. Checkpoints signed before
+/// stay valid (the old public key stays in the log); the caller swaps the
+/// key files only after this commits.
+pub async fn record_rotation(
+    store: &Store,
+    old_seed: &[u8; 32],
+    new_seed: &[u8; 32],
+    now_ms: i64,
+) -> Result<(VerifierKey, VerifierKey), StoreError> {
+    let origin = store.setting(ORIGIN_SETTING).await?.ok_or(StoreError::NotFound { what: "ledger" })?;
+    let bad = |_| StoreError::Corrupt { what: "ledger origin" };
+    let old = LedgerKey::from_seed(&origin, old_seed).map_err(bad)?;
+    let new = LedgerKey::from_seed(&origin, new_seed).map_err(bad)?;
+    let (old_v, new_v) = (old.verifier(), new.verifier());
+    let transition = old.sign_text(&transition_text(&origin, &old_v, &new_v));
+    let mut tx = store.begin_write(now_ms, "system", None).await?;
+    let change = serde_json::json!({"old_key": old_v.to_string(), "key": new_v.to_string(), "transition": transition});
+    tx.append("key_rotated", vec![origin.clone()], change).await?;
+    let event =
+        storefort_core::SecurityEvent::new(storefort_core::EventKind::LedgerKeyRotated, storefort_core::Actor::System);
+    tx.commit(event).await?;
+    Ok((old_v, new_v))
+}
+
+/// Every key the log has been signed with, oldest first, each handed over
+/// by a transition signed with the one before. A broken chain is an error.
+pub async fn key_chain(store: &Store) -> Result<Vec<VerifierKey>, String> {
+    let entries = store.ledger_key_entries().await.map_err(|e| format!("cannot read the ledger: {e}"))?;
+    let mut chain: Vec<VerifierKey> = Vec::new();
+    for text in entries {
+        let entry = storefort_ledger::Entry::from_canonical(&text).map_err(|e| format!("key entry: {e}"))?;
+        let key = VerifierKey::parse(entry.change["key"].as_str().unwrap_or_default())
+            .map_err(|e| format!("entry {}: recorded key: {e}", entry.index))?;
+        if entry.kind == "key_rotated" {
+            let previous = chain.last().ok_or_else(|| format!("entry {}: rotation before any key", entry.index))?;
+            let note = entry.change["transition"].as_str().unwrap_or_default();
+            let text = previous.verify_note(note).map_err(|e| format!("entry {}: key transition: {e}", entry.index))?;
+            if text != transition_text(&previous.name, previous, &key) {
+                return Err(format!("entry {}: the key transition names other keys", entry.index));
+            }
+        }
+        chain.push(key);
+    }
+    Ok(chain)
 }
