@@ -49,10 +49,15 @@ impl EntryMac {
 
     /// Hex HMAC of `data`.
     pub fn hex(&self, data: &[u8]) -> String {
+        hex::encode(self.bytes(data))
+    }
+
+    /// HMAC of `data`.
+    pub fn bytes(&self, data: &[u8]) -> Hash {
         use hmac::Mac;
         let mut mac = self.0.clone();
         mac.update(data);
-        hex::encode(mac.finalize().into_bytes())
+        mac.finalize().into_bytes().into()
     }
 }
 
