@@ -28,6 +28,8 @@ done
 token=$(awk '/Bootstrap admin token/ { getline; getline; print $1; exit }' "$dir/stdout")
 [ -n "$token" ] || { echo "no admin token printed" >&2; exit 1; }
 
+# schemathesis keeps a cache in its working directory: keep it out of the tree.
+cd "$dir"
 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/api/v1/openapi.json" \
   --url "http://127.0.0.1:$port" \
   -H "Authorization: Bearer $token" \
