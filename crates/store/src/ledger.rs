@@ -39,6 +39,16 @@ pub struct StoredEntry {
     pub entry: String,
 }
 
+fn stored_entry(r: &sqlx::any::AnyRow) -> Result<StoredEntry, sqlx::Error> {
+    Ok(StoredEntry {
+        idx: r.try_get("idx")?,
+        leaf_hash: r.try_get("leaf_hash")?,
+        mac: r.try_get("mac")?,
+        kind: r.try_get("kind")?,
+        entry: r.try_get("entry")?,
+    })
+}
+
 /// A stored checkpoint.
 #[derive(Debug, Clone)]
 pub struct StoredCheckpoint {
@@ -107,18 +117,7 @@ impl Store {
         .bind(i64::try_from(to).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredEntry {
-                    idx: r.try_get("idx")?,
-                    leaf_hash: r.try_get("leaf_hash")?,
-                    mac: r.try_get("mac")?,
-                    kind: r.try_get("kind")?,
-                    entry: r.try_get("entry")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        rows.iter().map(stored_entry).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
     }
 
     /// The entries that introduce signing keys (`ledger_created`,
@@ -140,17 +139,7 @@ impl Store {
         .bind(target)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(StoredEntry {
-                idx: r.try_get("idx")?,
-                leaf_hash: r.try_get("leaf_hash")?,
-                mac: r.try_get("mac")?,
-                kind: r.try_get("kind")?,
-                entry: r.try_get("entry")?,
-            })
-        })
-        .transpose()
-        .map_err(|e: sqlx::Error| StoreError::from(e))
+        row.as_ref().map(stored_entry).transpose().map_err(StoreError::from)
     }
 
     /// Fetches the perfect-subtree hashes a computation needs: level 0 from

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use storefort_ledger::hash::{from_hex, to_b64};
 use storefort_ledger::receipt::{FORMAT, PersonalPart};
 use storefort_ledger::tree::{from_map, inclusion_proof, needed, new_nodes, range_root};
-use storefort_ledger::{Checkpoint, LedgerKey, Receipt, VerifierKey};
+use storefort_ledger::{Checkpoint, Hash, LedgerKey, Receipt, VerifierKey};
 use storefort_store::ledger::{StoredCheckpoint, order_personal, order_snapshot};
 use storefort_store::{Store, StoreError};
 use tokio::sync::Mutex;
@@ -53,23 +53,9 @@ impl LedgerSigner {
             return Ok(last);
         }
         // Fill in the perfect subtrees completed since the last checkpoint.
-        let wanted = needed(|get| {
-            new_nodes(old, size, get);
-        });
-        let existing = store.ledger_nodes(&wanted).await?;
-        if existing.len() != wanted.len() {
-            return Err(StoreError::Corrupt { what: "ledger nodes below the last checkpoint" });
-        }
-        let made = new_nodes(old, size, &mut from_map(&existing));
+        let made = with_nodes(store, |get| new_nodes(old, size, get)).await?;
         store.insert_ledger_nodes(&made).await?;
-        let wanted = needed(|get| {
-            range_root(0, size, get);
-        });
-        let nodes = store.ledger_nodes(&wanted).await?;
-        if nodes.len() != wanted.len() {
-            return Err(StoreError::Corrupt { what: "ledger nodes" });
-        }
-        let root = range_root(0, size, &mut from_map(&nodes));
+        let root = with_nodes(store, |get| range_root(0, size, get)).await?;
         let checkpoint = Checkpoint { origin: self.origin.clone(), size, root };
         let note = self.key.sign(&checkpoint);
         store.insert_checkpoint(size, &root, &note, now_ms).await?;
@@ -93,14 +79,7 @@ impl LedgerSigner {
         }
         let checkpoint = checkpoint.ok_or(StoreError::Corrupt { what: "ledger checkpoint" })?;
         let size = u64::try_from(checkpoint.size).map_err(|_| StoreError::Corrupt { what: "ledger checkpoint" })?;
-        let wanted = needed(|get| {
-            inclusion_proof(index, size, get);
-        });
-        let nodes = store.ledger_nodes(&wanted).await?;
-        if nodes.len() != wanted.len() {
-            return Err(StoreError::Corrupt { what: "ledger nodes" });
-        }
-        let proof = inclusion_proof(index, size, &mut from_map(&nodes));
+        let proof = with_nodes(store, |get| inclusion_proof(index, size, get)).await?;
         let order = store.order(order_id).await?;
         let (_, personal_key) = store.order_ledger_fields(order_id).await?;
         Ok(Receipt {
@@ -352,11 +331,24 @@ async fn root_at(store: &Store, size: u64) -> Result<storefort_ledger::Hash, Sto
     if size == 0 {
         return Ok(storefort_ledger::hash::sha256(b""));
     }
+    with_nodes(store, |get| range_root(0, size, get)).await
+}
+
+/// Runs a tree computation over stored nodes: learns which perfect-subtree
+/// nodes it reads, fetches them together, and refuses to compute over a
+/// node the database does not have.
+async fn with_nodes<T>(
+    store: &Store,
+    compute: impl Fn(&mut dyn FnMut(u32, u64) -> Hash) -> T,
+) -> Result<T, StoreError> {
     let wanted = needed(|get| {
-        range_root(0, size, get);
+        compute(get);
     });
     let nodes = store.ledger_nodes(&wanted).await?;
-    Ok(range_root(0, size, &mut from_map(&nodes)))
+    if nodes.len() != wanted.len() {
+        return Err(StoreError::Corrupt { what: "ledger nodes" });
+    }
+    Ok(compute(&mut from_map(&nodes)))
 }
 
 /// Runs the full verification every `every`, raising a critical security
