@@ -63,7 +63,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if touched.rows_affected() == 0 {
-            return Err(self.cart_state_error(id_hash).await);
+            return Err(cart_state_error(&mut tx, id_hash).await);
         }
         let variant = sqlx::query("SELECT sku, available FROM variants WHERE id = $1")
             .bind(variant_id)
@@ -119,7 +119,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if touched.rows_affected() == 0 {
-            return Err(self.cart_state_error(id_hash).await);
+            return Err(cart_state_error(&mut tx, id_hash).await);
         }
         let removed = sqlx::query("DELETE FROM cart_lines WHERE cart_id_hash = $1 AND variant_id = $2")
             .bind(id_hash)
@@ -132,16 +132,6 @@ impl Store {
         tx.commit().await?;
         drop(writer);
         self.durable().await
-    }
-
-    /// Why an update of an open cart matched nothing: gone, or checked out.
-    async fn cart_state_error(&self, id_hash: &str) -> StoreError {
-        match sqlx::query("SELECT status FROM carts WHERE id_hash = $1").bind(id_hash).fetch_optional(&self.pool).await
-        {
-            Ok(Some(_)) => StoreError::CartCheckedOut,
-            Ok(None) => StoreError::NotFound { what: "cart" },
-            Err(e) => StoreError::from(e),
-        }
     }
 
     /// A cart with its lines priced at current catalog prices.
@@ -187,6 +177,17 @@ impl Store {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,
         }
+    }
+}
+
+/// Why an update of an open cart matched nothing: gone, or checked out.
+/// Asked inside the caller's transaction: a second connection per refused
+/// request would let a flood of bogus cart ids drain the pool.
+async fn cart_state_error(tx: &mut sqlx::AnyConnection, id_hash: &str) -> StoreError {
+    match sqlx::query("SELECT status FROM carts WHERE id_hash = $1").bind(id_hash).fetch_optional(tx).await {
+        Ok(Some(_)) => StoreError::CartCheckedOut,
+        Ok(None) => StoreError::NotFound { what: "cart" },
+        Err(e) => StoreError::from(e),
     }
 }
 

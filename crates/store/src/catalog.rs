@@ -257,8 +257,25 @@ impl Store {
 }
 
 impl WriteTx {
+    /// Takes the variant's row lock (PostgreSQL) and checks it exists.
+    async fn lock_variant(&mut self, variant_id: &str) -> Result<(), StoreError> {
+        let touched = sqlx::query("UPDATE variants SET updated_at = $1 WHERE id = $2")
+            .bind(self.now_ms)
+            .bind(variant_id)
+            .execute(&mut *self.tx)
+            .await?;
+        if touched.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "variant" });
+        }
+        Ok(())
+    }
+
     /// Sets a variant's price; returns the old amount.
     pub async fn set_price(&mut self, variant_id: &str, amount: i64, currency: &str) -> Result<i64, StoreError> {
+        // Lock the row before reading the old value, and before the ledger
+        // head: every write locks variants first, then the head, so two
+        // transactions can never wait on each other in a cycle.
+        self.lock_variant(variant_id).await?;
         let row = sqlx::query("SELECT price_amount, currency FROM variants WHERE id = $1")
             .bind(variant_id)
             .fetch_optional(&mut *self.tx)
@@ -283,6 +300,10 @@ impl WriteTx {
     /// Sets the units of a variant available for sale (a stock count or
     /// delivery); reserved and sold units are untouched. Returns the old count.
     pub async fn set_available(&mut self, variant_id: &str, available: i64) -> Result<i64, StoreError> {
+        // Lock the row before reading the old value, and before the ledger
+        // head: every write locks variants first, then the head, so two
+        // transactions can never wait on each other in a cycle.
+        self.lock_variant(variant_id).await?;
         let row = sqlx::query("SELECT available FROM variants WHERE id = $1")
             .bind(variant_id)
             .fetch_optional(&mut *self.tx)

@@ -49,6 +49,15 @@ fn stored_entry(r: &sqlx::any::AnyRow) -> Result<StoredEntry, sqlx::Error> {
     })
 }
 
+fn stored_checkpoint(r: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, sqlx::Error> {
+    Ok(StoredCheckpoint {
+        size: r.try_get("size")?,
+        root: r.try_get("root")?,
+        note: r.try_get("note")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
 /// A stored checkpoint.
 #[derive(Debug, Clone)]
 pub struct StoredCheckpoint {
@@ -244,7 +253,10 @@ impl Store {
 
     /// The newest checkpoint, if any.
     pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        Ok(self.checkpoints().await?.pop())
+        let row = sqlx::query("SELECT size, root, note, created_at FROM ledger_checkpoints ORDER BY size DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(stored_checkpoint).transpose().map_err(StoreError::from)
     }
 
     /// Every checkpoint, oldest first.
@@ -252,17 +264,7 @@ impl Store {
         let rows = sqlx::query("SELECT size, root, note, created_at FROM ledger_checkpoints ORDER BY size")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredCheckpoint {
-                    size: r.try_get("size")?,
-                    root: r.try_get("root")?,
-                    note: r.try_get("note")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        rows.iter().map(stored_checkpoint).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
     }
 }
 

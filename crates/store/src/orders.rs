@@ -306,6 +306,45 @@ impl WriteTx {
         let status: String = row.try_get("status")?;
         let from = OrderStatus::parse(&status).ok_or(StoreError::Corrupt { what: "order status" })?;
         let effect = from.transition(to)?;
+        // Conditional on the status we read: a concurrent change makes this
+        // match nothing, and the caller sees a conflict instead of a double
+        // release of stock. Locks are taken in the order every write uses:
+        // the order, its variants, then the ledger head.
+        let updated = sqlx::query("UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
+            .bind(to.as_str())
+            .bind(self.now_ms)
+            .bind(order_id)
+            .bind(from.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::Conflict { constraint: "order_status".into() });
+        }
+        let sql = match effect {
+            StockEffect::None => None,
+            StockEffect::Sell => Some(
+                "UPDATE variants SET reserved = reserved - $1, sold = sold + $1, updated_at = $2 WHERE id = $3 AND reserved >= $1",
+            ),
+            StockEffect::Release => Some(
+                "UPDATE variants SET reserved = reserved - $1, available = available + $1, updated_at = $2 WHERE id = $3 AND reserved >= $1",
+            ),
+        };
+        if let Some(sql) = sql {
+            let lines =
+                sqlx::query("SELECT variant_id, quantity FROM order_lines WHERE order_id = $1 ORDER BY variant_id")
+                    .bind(order_id)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+            for line in lines {
+                let variant: String = line.try_get("variant_id")?;
+                let quantity: i64 = line.try_get("quantity")?;
+                let done =
+                    sqlx::query(sql).bind(quantity).bind(self.now_ms).bind(variant).execute(&mut *self.tx).await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Corrupt { what: "stock reservation" });
+                }
+            }
+        }
         // The new entry repeats the commitments of the placement entry, taken
         // from the ledger (not from the row, which could have been edited), so
         // a receipt for this entry proves the same order.
@@ -324,43 +363,11 @@ impl WriteTx {
             "personal_commitment": placed.change["personal_commitment"],
         });
         let entry = self.append("order_status_changed", vec![order_id.to_owned()], change).await?;
-        // Conditional on the status we read: a concurrent change makes this
-        // match nothing, and the caller sees a conflict instead of a double
-        // release of stock.
-        let updated = sqlx::query(
-            "UPDATE orders SET status = $1, updated_at = $2, ledger_hash = $3 WHERE id = $4 AND status = $5",
-        )
-        .bind(to.as_str())
-        .bind(self.now_ms)
-        .bind(entry.leaf_hex())
-        .bind(order_id)
-        .bind(from.as_str())
-        .execute(&mut *self.tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(StoreError::Conflict { constraint: "order_status".into() });
-        }
-        let sql = match effect {
-            StockEffect::None => return Ok(StatusChange { from, to }),
-            StockEffect::Sell => {
-                "UPDATE variants SET reserved = reserved - $1, sold = sold + $1, updated_at = $2 WHERE id = $3 AND reserved >= $1"
-            }
-            StockEffect::Release => {
-                "UPDATE variants SET reserved = reserved - $1, available = available + $1, updated_at = $2 WHERE id = $3 AND reserved >= $1"
-            }
-        };
-        let lines = sqlx::query("SELECT variant_id, quantity FROM order_lines WHERE order_id = $1 ORDER BY variant_id")
+        sqlx::query("UPDATE orders SET ledger_hash = $1 WHERE id = $2")
+            .bind(entry.leaf_hex())
             .bind(order_id)
-            .fetch_all(&mut *self.tx)
+            .execute(&mut *self.tx)
             .await?;
-        for line in lines {
-            let variant: String = line.try_get("variant_id")?;
-            let quantity: i64 = line.try_get("quantity")?;
-            let done = sqlx::query(sql).bind(quantity).bind(self.now_ms).bind(variant).execute(&mut *self.tx).await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::Corrupt { what: "stock reservation" });
-            }
-        }
         Ok(StatusChange { from, to })
     }
 }

@@ -309,10 +309,7 @@ pub async fn fast_check(signer: &LedgerSigner, store: &Store, mac_key: &[u8; 32]
         && let Ok((_, witnessed)) = witness_read(dir)
         && let Some(w) = witnessed.last()
     {
-        let cp = signer
-            .verifier()
-            .verify_checkpoint(&w.note)
-            .map_err(|e| format!("the witness's newest checkpoint: {e}"))?;
+        let cp = verify(&w.note).map_err(|e| format!("the witness's newest checkpoint: {e}"))?;
         if cp.size > size {
             return Err(format!("the witness saw {} entries but the log has {size}: history truncated", cp.size));
         }

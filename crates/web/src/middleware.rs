@@ -3,11 +3,12 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::any::Any;
+use tracing::Instrument;
 
 /// The header that carries the request id on every response.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -22,17 +23,20 @@ pub struct RequestId(pub String);
 pub async fn request_context(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let id = uuid::Uuid::now_v7().to_string();
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // The route template, never the raw path: paths carry cart secrets.
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), route = %route);
     let timeout = state.settings().request_timeout;
-    let mut response = {
-        let _enter = span.enter();
+    let mut response = async {
         tracing::debug!("request received");
-        drop(_enter);
         match tokio::time::timeout(timeout, next.run(req)).await {
             Ok(r) => r,
             Err(_) => ApiError::unavailable("timeout", "the request took too long").into_response(),
         }
-    };
+    }
+    .instrument(span.clone())
+    .await;
     let status = response.status();
     if status.is_server_error() {
         span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));

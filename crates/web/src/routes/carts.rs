@@ -60,12 +60,15 @@ async fn cart_out(state: &AppState, id: String, hash: &str) -> Result<CartOut, A
     let mut lines = Vec::with_capacity(cart.lines.len());
     for l in cart.lines {
         let unit_price = money(l.unit_price, &l.currency)?;
-        let line_total = unit_price
-            .checked_mul(u32::try_from(l.quantity).unwrap_or(u32::MAX))
-            .map_err(|e| ApiError::internal(&e))?;
-        subtotal = subtotal
-            .checked_add(line_total)
-            .map_err(|_| ApiError::unprocessable("currency_mismatch", "cart holds items in another currency"))?;
+        let too_large = || ApiError::unprocessable("amount_too_large", "the cart total is out of range");
+        let line_total =
+            unit_price.checked_mul(u32::try_from(l.quantity).unwrap_or(u32::MAX)).map_err(|_| too_large())?;
+        subtotal = subtotal.checked_add(line_total).map_err(|e| match e {
+            storefort_core::MoneyError::CurrencyMismatch => {
+                ApiError::unprocessable("currency_mismatch", "the cart holds items in another currency")
+            }
+            _ => too_large(),
+        })?;
         lines.push(CartLineOut {
             variant_id: l.variant_id,
             product_id: l.product_id,
