@@ -321,3 +321,42 @@ async fn a_rotated_key_keeps_old_receipts_valid_and_signs_new_checkpoints() {
     let report = audit(&h.app).await;
     assert!(report.problems.iter().any(|p| p.kind.as_deref() == Some("key_rotated")), "{:?}", report.problems);
 }
+
+#[tokio::test]
+async fn deleted_orders_edited_addresses_and_swapped_admin_tokens_are_named() {
+    let h = history().await;
+    let placed = entry_index(&h.app, "order_placed", &h.order).await;
+    sql(
+        &h.app,
+        format!(
+            "UPDATE orders SET shipping_address = REPLACE(shipping_address, 'Berlin', 'Elsewhere') WHERE id = '{}'",
+            h.order
+        ),
+    )
+    .await;
+    let (index, kind, what) = first(&audit(&h.app).await);
+    assert_eq!((index, kind.as_deref()), (Some(placed), Some("order_placed")), "{what}");
+    assert!(what.contains("personal data"), "{what}");
+
+    let h = history().await;
+    sql(&h.app, format!("DELETE FROM order_lines WHERE order_id = '{}'", h.order)).await;
+    sql(&h.app, format!("DELETE FROM orders WHERE id = '{}'", h.order)).await;
+    let report = audit(&h.app).await;
+    assert!(report.problems.iter().any(|p| p.what.contains("deleted from the database")), "{:?}", report.problems);
+
+    let h = history().await;
+    sql(
+        &h.app,
+        format!("UPDATE settings SET value = '{}' WHERE name = 'bootstrap_admin_token_sha256'", "ab".repeat(32)),
+    )
+    .await;
+    let (_, kind, what) = first(&audit(&h.app).await);
+    assert_eq!(kind.as_deref(), Some("admin_token_issued"), "{what}");
+
+    // A separator character planted in an entry is named, not fatal.
+    let h = history().await;
+    let i = entry_index(&h.app, "order_placed", &h.order).await;
+    sql(&h.app, format!("UPDATE ledger_entries SET kind = kind || '{}' WHERE idx = {i}", '\u{1e}')).await;
+    let (index, _, what) = first(&audit(&h.app).await);
+    assert_eq!(index, Some(i), "{what}");
+}

@@ -9,7 +9,7 @@
 
 use crate::Store;
 use crate::error::StoreError;
-use crate::ledger::order_snapshot;
+use crate::ledger::{order_personal, order_snapshot};
 use serde_json::Value;
 use sqlx::Row;
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ use std::fmt;
 use storefort_core::OrderStatus;
 use storefort_core::order::StockEffect;
 use storefort_ledger::hash::{EntryMac, Hash, from_hex};
-use storefort_ledger::receipt::snapshot_hash;
+use storefort_ledger::receipt::{personal_commitment, snapshot_hash};
 use storefort_ledger::tree::FullTree;
 use storefort_ledger::{Entry, VerifierKey, leaf_hash};
 
@@ -95,6 +95,7 @@ struct VariantState {
 #[derive(Debug, Clone)]
 struct OrderState {
     snapshot: String,
+    personal: String,
     total: i64,
     status: OrderStatus,
     lines: Vec<(String, i64)>,
@@ -107,6 +108,8 @@ struct Replay {
     variants: HashMap<String, VariantState>,
     orders: HashMap<String, OrderState>,
     keys: Vec<VerifierKey>,
+    /// Hash of the bootstrap admin token the ledger last issued, and where.
+    admin_token: Option<(String, u64)>,
     problems: Vec<Problem>,
 }
 
@@ -139,7 +142,11 @@ impl Replay {
                 }
                 Err(_) => self.problem(e, "the recorded ledger key does not parse"),
             },
-            "admin_token_issued" => {}
+            "admin_token_issued" => {
+                if let Some(h) = c["token_sha256"].as_str() {
+                    self.admin_token = Some((h.to_owned(), e.index));
+                }
+            }
             "product_created" => {
                 for v in c["variants"].as_array().map(Vec::as_slice).unwrap_or_default() {
                     let state = VariantState {
@@ -195,6 +202,7 @@ impl Replay {
                 }
                 let state = OrderState {
                     snapshot: text(&c["snapshot_sha256"]),
+                    personal: text(&c["personal_commitment"]),
                     total: c["total"].as_i64().unwrap_or(-1),
                     status: OrderStatus::PendingPayment,
                     lines,
@@ -292,26 +300,54 @@ async fn fetch_batch(store: Store, after: i64) -> Result<Vec<RawEntry>, StoreErr
     let n: i64 = row.try_get("n")?;
     let blob: Option<String> = row.try_get("blob")?;
     let Some(blob) = blob else { return Ok(Vec::new()) };
+    match split_batch(&blob, n) {
+        Some(out) => Ok(out),
+        // A tampered row holds a separator: read this batch row by row, so
+        // the bad entry is reported at its own index instead of stopping.
+        None => fetch_rows(&store, after).await,
+    }
+}
+
+fn split_batch(blob: &str, n: i64) -> Option<Vec<RawEntry>> {
     let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
     for record in blob.split(RECORD) {
         let fields: Vec<&str> = record.splitn(5, FIELD).collect();
-        let [idx, leaf_hash, mac, kind, entry] = fields.as_slice() else {
-            return Err(StoreError::Corrupt { what: "ledger entry (holds separator characters)" });
-        };
+        let [idx, leaf_hash, mac, kind, entry] = fields.as_slice() else { return None };
         out.push(RawEntry {
-            idx: idx.parse().map_err(|_| StoreError::Corrupt { what: "ledger entry index" })?,
+            idx: idx.parse().ok()?,
             leaf_hash: (*leaf_hash).to_owned(),
             mac: (*mac).to_owned(),
             kind: (*kind).to_owned(),
             entry: (*entry).to_owned(),
         });
     }
+    if out.len() as i64 != n || out.iter().any(|e| e.entry.contains(FIELD) || e.entry.contains(RECORD)) {
+        return None;
+    }
     // The aggregate's order is not guaranteed; positions are checked later.
     out.sort_unstable_by_key(|e| e.idx);
-    if out.len() as i64 != n {
-        return Err(StoreError::Corrupt { what: "ledger entry (holds separator characters)" });
-    }
-    Ok(out)
+    Some(out)
+}
+
+async fn fetch_rows(store: &Store, after: i64) -> Result<Vec<RawEntry>, StoreError> {
+    let rows =
+        sqlx::query("SELECT idx, leaf_hash, mac, kind, entry FROM ledger_entries WHERE idx > $1 ORDER BY idx LIMIT $2")
+            .bind(after)
+            .bind(BATCH)
+            .fetch_all(&store.pool)
+            .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RawEntry {
+                idx: r.try_get("idx")?,
+                leaf_hash: r.try_get("leaf_hash")?,
+                mac: r.try_get("mac")?,
+                kind: r.try_get("kind")?,
+                entry: r.try_get("entry")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
 }
 
 /// Hashes, MACs and parses a batch on every core.
@@ -357,7 +393,7 @@ impl Store {
         let mut expected: u64 = 0;
         let mac = EntryMac::new(input.mac_key);
         // Fetch the next batch while the CPU checks the current one.
-        let mut next = Some(tokio::spawn(fetch_batch(self.clone(), -1)));
+        let mut next = Some(tokio::spawn(fetch_batch(self.clone(), i64::MIN)));
         while let Some(fetching) = next.take() {
             let rows =
                 fetching.await.map_err(|e| StoreError::Database(sqlx::Error::Io(std::io::Error::other(e))))??;
@@ -523,8 +559,10 @@ impl Store {
             .iter()
             .map(|r| r.try_get("id"))
             .collect::<Result<_, sqlx::Error>>()?;
+        let mut seen = std::collections::HashSet::new();
         for id in ids {
             report.orders += 1;
+            seen.insert(id.clone());
             let order = self.order(&id).await?;
             let (ledger_hash, _) = self.order_ledger_fields(&id).await?;
             let Some(expected) = replay.orders.get(&id) else {
@@ -552,6 +590,17 @@ impl Store {
                     order.number
                 )));
             }
+            let (_, personal_key) = self.order_ledger_fields(&id).await?;
+            // Erased orders have no key any more: nothing left to compare.
+            if let Some(key) = personal_key.as_deref().and_then(|k| hex::decode(k).ok()) {
+                let actual = personal_commitment(&key, &order_personal(&order)).unwrap_or_default();
+                if actual != expected.personal {
+                    report.problems.push(at(format!(
+                        "order {}'s personal data (email or address) differs from its ledger commitment",
+                        order.number
+                    )));
+                }
+            }
             if order.status != expected.status {
                 report.problems.push(at(format!(
                     "order {} is {} in the database but {} in the ledger",
@@ -562,6 +611,28 @@ impl Store {
                 report.problems.push(at(format!("order {} does not point at its latest ledger entry", order.number)));
             }
         }
+        for (id, o) in &replay.orders {
+            if !seen.contains(id) {
+                report.problems.push(Problem {
+                    index: Some(o.placed_index),
+                    kind: kind_at(o.placed_index),
+                    what: format!("order {id} is in the ledger but was deleted from the database"),
+                    row: true,
+                });
+            }
+        }
+        if let Some((hash, index)) = &replay.admin_token {
+            let stored = self.setting(crate::BOOTSTRAP_TOKEN_SETTING).await?;
+            if stored.as_deref() != Some(hash.as_str()) {
+                report.problems.push(Problem {
+                    index: Some(*index),
+                    kind: kind_at(*index),
+                    what: "the bootstrap admin token in the database is not the one the ledger issued".into(),
+                    row: true,
+                });
+            }
+        }
+        let mut seen_variants = std::collections::HashSet::new();
         let rows = sqlx::query(
             "SELECT id, sku, price_amount, currency, available, reserved, sold, ledger_hash FROM variants ORDER BY id",
         )
@@ -570,6 +641,7 @@ impl Store {
         for r in rows {
             report.variants += 1;
             let id: String = r.try_get("id")?;
+            seen_variants.insert(id.clone());
             let sku: String = r.try_get("sku")?;
             let Some(v) = replay.variants.get(&id) else {
                 report.problems.push(Problem {
@@ -597,6 +669,16 @@ impl Store {
             let ledger_hash: String = r.try_get("ledger_hash")?;
             if from_hex(&ledger_hash) != Some(v.last_leaf) {
                 report.problems.push(at(format!("variant {sku} does not point at its latest ledger entry")));
+            }
+        }
+        for (id, v) in &replay.variants {
+            if !seen_variants.contains(id) {
+                report.problems.push(Problem {
+                    index: Some(v.last_index),
+                    kind: kind_at(v.last_index),
+                    what: format!("variant {id} is in the ledger but was deleted from the database"),
+                    row: true,
+                });
             }
         }
         Ok(())

@@ -28,6 +28,9 @@ pub use events::StoredEvent;
 pub use orders::{CheckoutOutcome, NewOrder, OrderLineView, OrderView, StatusChange};
 pub use tx::WriteTx;
 
+/// The settings row holding the bootstrap admin token's hash.
+pub const BOOTSTRAP_TOKEN_SETTING: &str = "bootstrap_admin_token_sha256";
+
 /// SHA-256 of a secret, hex encoded: how secrets are looked up at rest.
 pub fn hash_secret(secret: &str) -> String {
     use sha2::{Digest, Sha256};

@@ -15,7 +15,7 @@ use storefort_core::{Actor, EventKind, SecurityEvent};
 use storefort_store::{Store, StoreError, hash_secret};
 
 /// The settings row holding the token's hash.
-pub const TOKEN_SETTING: &str = "bootstrap_admin_token_sha256";
+pub const TOKEN_SETTING: &str = storefort_store::BOOTSTRAP_TOKEN_SETTING;
 
 /// Proof that the request carried the bootstrap admin token.
 pub struct BootstrapAdmin;
@@ -52,8 +52,12 @@ pub async fn ensure_bootstrap_token(store: &Store, now_ms: i64) -> Result<Option
         tx.rollback().await?;
         return Ok(None);
     }
-    tx.append("admin_token_issued", vec!["bootstrap_admin_token".into()], serde_json::json!({"rotated": false}))
-        .await?;
+    tx.append(
+        "admin_token_issued",
+        vec!["bootstrap_admin_token".into()],
+        serde_json::json!({"rotated": false, "token_sha256": hash_secret(&token)}),
+    )
+    .await?;
     tx.commit(SecurityEvent::new(EventKind::AdminTokenIssued, Actor::System)).await?;
     Ok(Some(token))
 }
@@ -63,7 +67,12 @@ pub async fn rotate_bootstrap_token(store: &Store, now_ms: i64) -> Result<String
     let token = random_token().map_err(|e| StoreError::Corrupt { what: leak_free(e) })?;
     let mut tx = store.begin_write(now_ms, "system", None).await?;
     tx.set_setting(TOKEN_SETTING, &hash_secret(&token)).await?;
-    tx.append("admin_token_issued", vec!["bootstrap_admin_token".into()], serde_json::json!({"rotated": true})).await?;
+    tx.append(
+        "admin_token_issued",
+        vec!["bootstrap_admin_token".into()],
+        serde_json::json!({"rotated": true, "token_sha256": hash_secret(&token)}),
+    )
+    .await?;
     tx.commit(SecurityEvent::new(EventKind::AdminTokenIssued, Actor::System).with("rotated", 1)).await?;
     Ok(token)
 }

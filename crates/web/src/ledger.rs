@@ -382,7 +382,17 @@ pub async fn run_full_audits(
                     tracing::error!(target: "security", first = %first, "LEDGER VERIFICATION FAILED");
                 }
             },
-            Err(e) => tracing::error!(error = %e, "scheduled ledger verification could not run"),
+            Err(e) => {
+                // A verification that cannot finish is itself an alarm: it is
+                // what an attacker who breaks the reader would want.
+                let event = storefort_core::SecurityEvent::new(
+                    storefort_core::EventKind::LedgerTampered,
+                    storefort_core::Actor::System,
+                )
+                .with("verification", "failed_to_run");
+                let _ = store.record_event(&event, clock.now_ms()).await;
+                tracing::error!(target: "security", error = %e, "scheduled ledger verification could not run");
+            }
         }
     }
 }
