@@ -360,3 +360,26 @@ async fn deleted_orders_edited_addresses_and_swapped_admin_tokens_are_named() {
     let (index, _, what) = first(&audit(&h.app).await);
     assert_eq!(index, Some(i), "{what}");
 }
+
+#[tokio::test]
+async fn the_store_refuses_to_sign_over_planted_tree_nodes() {
+    let h = history().await;
+    let size = h.app.store.ledger_size().await.expect("size");
+    for j in (size / 2)..(size / 2 + 8) {
+        sql(&h.app, format!("INSERT INTO ledger_nodes (level, idx, hash) VALUES (1, {j}, '{}')", "cd".repeat(32)))
+            .await;
+    }
+    for amount in [700, 710, 720, 730] {
+        let r = h
+            .app
+            .admin(
+                Method::PUT,
+                &format!("/api/v1/admin/variants/{}/price", h.variant),
+                Some(json!({"amount": amount, "currency": "EUR"})),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let signed = h.app.state.ledger().checkpoint_now(&h.app.store, h.app.clock.now_ms()).await;
+    assert!(signed.is_err(), "signed a checkpoint over planted nodes: {signed:?}");
+}

@@ -45,6 +45,27 @@ pub struct Store {
     pub(crate) record_ledger: bool,
 }
 
+/// The database file SQLite really opened (the URL's path may be
+/// percent-encoded or relative), after checking it runs in WAL mode: the
+/// group commit flushes that file's `-wal`, so both must be right.
+async fn sqlite_wal_target(pool: &AnyPool) -> Result<std::path::PathBuf, StoreError> {
+    use sqlx::Row;
+    let mode: String = sqlx::query("PRAGMA journal_mode").fetch_one(pool).await?.try_get(0)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Database(sqlx::Error::Configuration(
+            format!("SQLite is in {mode} mode, not WAL; the file system may not support it").into(),
+        )));
+    }
+    let file: String = sqlx::query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        .fetch_one(pool)
+        .await?
+        .try_get("file")?;
+    if file.is_empty() {
+        return Err(StoreError::Database(sqlx::Error::Configuration("the SQLite database has no file".into())));
+    }
+    Ok(std::path::PathBuf::from(file))
+}
+
 impl Store {
     /// Connects, applies the connection settings and runs pending migrations.
     pub async fn open(options: &StoreOptions) -> Result<Store, StoreError> {
@@ -84,7 +105,10 @@ impl Store {
             .await
             .map_err(StoreError::Database)?;
         let sqlite_writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        let wal_sync = if backend == Backend::Sqlite { wal_sync } else { None };
+        let wal_sync = match (backend, wal_sync) {
+            (Backend::Sqlite, Some(_)) => Some(Arc::new(WalSync::new(sqlite_wal_target(&pool).await?))),
+            _ => None,
+        };
         let ledger_mac_key = Arc::new(zeroize::Zeroizing::new(options.ledger_mac_key));
         let record_ledger = options.record_ledger;
         let store = Store { pool, backend, sqlite_writer, wal_sync, ledger_mac_key, record_ledger };

@@ -52,9 +52,24 @@ impl LedgerSigner {
         if size == 0 || size <= old {
             return Ok(last);
         }
+        // The stored tree must still have the root the last checkpoint
+        // signed, or the store would sign over a changed history.
+        if let Some(c) = &last
+            && old > 0
+            && Some(with_nodes(store, |get| range_root(0, old, get)).await?) != stored_root(c)
+        {
+            return Err(StoreError::Corrupt { what: "ledger tree (it no longer has its last signed root)" });
+        }
         // Fill in the perfect subtrees completed since the last checkpoint.
         let made = with_nodes(store, |get| new_nodes(old, size, get)).await?;
         store.insert_ledger_nodes(&made).await?;
+        // Read them back: a node planted ahead of time would have won the
+        // insert and must not end up under a signature.
+        let positions: Vec<_> = made.iter().map(|(l, i, _)| (*l, *i)).collect();
+        let stored = store.ledger_nodes(&positions).await?;
+        if made.iter().any(|(l, i, h)| stored.get(&(*l, *i)) != Some(h)) {
+            return Err(StoreError::Corrupt { what: "ledger nodes (a stored node differs from the log)" });
+        }
         let root = with_nodes(store, |get| range_root(0, size, get)).await?;
         let checkpoint = Checkpoint { origin: self.origin.clone(), size, root };
         let note = self.key.sign(&checkpoint);
