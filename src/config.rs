@@ -49,6 +49,9 @@ pub struct LedgerSection {
     pub witness_dir: String,
     /// Hours between full verifications of the ledger while serving.
     pub full_verify_hours: u64,
+    /// An HTTP witness (`storefort witness serve` on another machine) that
+    /// receives every checkpoint; empty: none.
+    pub witness_url: String,
 }
 
 impl Default for LedgerSection {
@@ -59,6 +62,7 @@ impl Default for LedgerSection {
             checkpoint_every_entries: 1000,
             witness_dir: String::new(),
             full_verify_hours: 24,
+            witness_url: String::new(),
         }
     }
 }
@@ -318,6 +322,10 @@ impl Config {
         }
         if !(1..=3600).contains(&self.ledger.checkpoint_interval_seconds) {
             return Err(key_error("ledger.checkpoint_interval_seconds", "must be 1 to 3600"));
+        }
+        let url = &self.ledger.witness_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(key_error("ledger.witness_url", "must start with http:// or https://"));
         }
         if !(1..=24 * 30).contains(&self.ledger.full_verify_hours) {
             return Err(key_error("ledger.full_verify_hours", "must be 1 to 720"));

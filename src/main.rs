@@ -61,6 +61,12 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// Run a witness that keeps the checkpoints a store sends
+    /// (`[ledger] witness_url`), on a machine the store cannot write to.
+    Witness {
+        #[command(subcommand)]
+        command: WitnessCommand,
+    },
     /// Customer receipts.
     Receipt {
         #[command(subcommand)]
@@ -85,6 +91,19 @@ enum LedgerCommand {
     RotateKey {
         #[command(flatten)]
         common: CommonFlags,
+    },
+}
+
+#[derive(Subcommand)]
+enum WitnessCommand {
+    /// Serve: POST / takes a checkpoint (with a consistency proof), GET /
+    /// answers the newest one kept.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+        /// Where the checkpoints are kept.
+        #[arg(long, default_value = "./storefort-witness")]
+        dir: PathBuf,
     },
 }
 
@@ -167,6 +186,9 @@ fn run() -> Result<()> {
         Command::Ledger { command: LedgerCommand::RotateKey { common } } => {
             let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
             runtime.block_on(ledger_cmd::rotate_key(cfg))
+        }
+        Command::Witness { command: WitnessCommand::Serve { listen, dir } } => {
+            runtime.block_on(serve::witness(&listen, dir))
         }
         Command::Receipt { command: ReceiptCommand::Verify { file, key } } => ledger_cmd::verify_receipt(&file, &key),
         Command::Admin { command: AdminCommand::ResetToken { common } } => {

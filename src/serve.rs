@@ -163,6 +163,18 @@ async fn shutdown_signal() {
     }
 }
 
+/// `storefort witness serve`: keeps the checkpoints a store sends.
+pub async fn witness(listen: &str, dir: std::path::PathBuf) -> Result<()> {
+    init_logging("human");
+    let addr: std::net::SocketAddr = listen.parse().context("--listen must be an address such as 127.0.0.1:8090")?;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(address = %addr, dir = %dir.display(), "witness listening");
+    let app = storefort_web::witness::router(storefort_web::witness::Witness::new(dir));
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
 /// `storefort admin reset-token`.
 pub async fn reset_admin_token(cfg: Config) -> Result<()> {
     cfg.settings()?;

@@ -383,3 +383,71 @@ async fn the_store_refuses_to_sign_over_planted_tree_nodes() {
     let signed = h.app.state.ledger().checkpoint_now(&h.app.store, h.app.clock.now_ms()).await;
     assert!(signed.is_err(), "signed a checkpoint over planted nodes: {signed:?}");
 }
+
+#[tokio::test]
+async fn an_http_witness_keeps_checkpoints_and_refuses_a_rewritten_history() {
+    let h = history().await;
+    let witness_dir = tempfile::tempdir().expect("dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    let app = storefort_web::witness::router(storefort_web::witness::Witness::new(witness_dir.path().to_owned()));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let http = storefort_web::ledger::HttpWitness::new(&url).expect("witness");
+    let signer = storefort_web::ledger::open_signer_with(&h.app.store, &[3; 32], None, None, Some(http), 0)
+        .await
+        .expect("signer");
+    let held = |dir: &std::path::Path| witness_read(dir).expect("read").1.last().map(|w| w.size);
+
+    // A new entry, a checkpoint: the witness keeps it; then another, with a
+    // consistency proof from the one it holds.
+    let placed = h.app.post("/api/v1/checkout", checkout_body(&h.app.cart_with(&h.variant, 1).await)).await;
+    assert_eq!(placed.status, 201);
+    signer.checkpoint_now(&h.app.store, 1).await.expect("checkpoint");
+    let first = held(witness_dir.path()).expect("kept");
+    let placed = h.app.post("/api/v1/checkout", checkout_body(&h.app.cart_with(&h.variant, 1).await)).await;
+    assert_eq!(placed.status, 201);
+    signer.checkpoint_now(&h.app.store, 2).await.expect("checkpoint");
+    let second = held(witness_dir.path()).expect("kept");
+    assert!(second > first, "{first} then {second}");
+
+    // Someone with the database and the keys rewrites an old entry (with a
+    // valid MAC), drops the checkpoints and nodes, and lets the store sign
+    // again: the witness refuses, keeping the honest history.
+    let i = entry_index(&h.app, "order_placed", &h.order).await;
+    let entries = h.app.store.ledger_entries(i, i + 1).await.expect("entry");
+    let text = entries[0].entry.replace("\"quantity\":2", "\"quantity\":1");
+    let leaf = storefort_ledger::leaf_hash(text.as_bytes());
+    let mac = storefort_ledger::hash::mac_hex(&[7; 32], &leaf);
+    sql(
+        &h.app,
+        format!(
+            "UPDATE ledger_entries SET entry = '{}', leaf_hash = '{}', mac = '{mac}' WHERE idx = {i}",
+            text.replace('\'', "''"),
+            hex::encode(leaf)
+        ),
+    )
+    .await;
+    sql(&h.app, "DELETE FROM ledger_checkpoints".into()).await;
+    sql(&h.app, "DELETE FROM ledger_nodes".into()).await;
+    let placed = h.app.post("/api/v1/checkout", checkout_body(&h.app.cart_with(&h.variant, 1).await)).await;
+    assert_eq!(placed.status, 201);
+    signer.checkpoint_now(&h.app.store, 3).await.expect("the store signs; the witness is what refuses");
+    assert_eq!(held(witness_dir.path()), Some(second), "the witness kept the honest checkpoint");
+
+    // Junk and strangers are refused too.
+    let client = reqwest::Client::new();
+    let junk = client.post(&url).body("not json").send().await.expect("send");
+    assert_eq!(junk.status(), 400);
+    let stranger = LedgerKey::from_seed("test.storefort/ledger", &[8; 32]).expect("key");
+    let note = stranger.sign(&Checkpoint { origin: "test.storefort/ledger".into(), size: 1_000, root: [0; 32] });
+    let r = client
+        .post(&url)
+        .header(storefort_web::ledger::WITNESS_KEY_HEADER, stranger.verifier().to_string())
+        .body(json!({"checkpoint": note, "consistency_proof": []}).to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 409);
+}

@@ -22,6 +22,7 @@ pub struct LedgerSigner {
     key: LedgerKey,
     origin: String,
     witness: Option<PathBuf>,
+    http_witness: Option<HttpWitness>,
     /// One checkpoint at a time per instance.
     lock: Mutex<()>,
 }
@@ -30,7 +31,12 @@ impl LedgerSigner {
     /// `origin` names the log (and the key); `witness` is a directory that
     /// receives a copy of every checkpoint.
     pub fn new(key: LedgerKey, origin: String, witness: Option<PathBuf>) -> Arc<Self> {
-        Arc::new(LedgerSigner { key, origin, witness, lock: Mutex::new(()) })
+        Arc::new(LedgerSigner { key, origin, witness, http_witness: None, lock: Mutex::new(()) })
+    }
+
+    /// Also sends every checkpoint to an HTTP witness (`storefort witness serve`).
+    pub fn with_http_witness(key: LedgerKey, origin: String, witness: Option<PathBuf>, http: HttpWitness) -> Arc<Self> {
+        Arc::new(LedgerSigner { key, origin, witness, http_witness: Some(http), lock: Mutex::new(()) })
     }
 
     /// The public key, as `/.well-known/storefort/ledger-key` serves it.
@@ -81,7 +87,30 @@ impl LedgerSigner {
             // cannot be written is an operator problem to alert on.
             tracing::error!(target: "security", error = %e, dir = %dir.display(), "could not copy checkpoint to the witness");
         }
+        if let Some(http) = &self.http_witness
+            && let Err(e) = self.send_to_witness(http, store, size, &note).await
+        {
+            tracing::error!(target: "security", error = %e, "could not send the checkpoint to the HTTP witness");
+        }
         store.latest_checkpoint().await
+    }
+
+    /// Sends a checkpoint with the consistency proof the witness needs: from
+    /// the newest checkpoint it holds to this one.
+    async fn send_to_witness(&self, http: &HttpWitness, store: &Store, size: u64, note: &str) -> Result<(), String> {
+        let held = match http.latest().await? {
+            Some(latest) => Some(self.verifier().verify_checkpoint(&latest).map_err(|e| e.to_string())?.size),
+            None => None,
+        };
+        let proof = match held {
+            Some(old) if old > 0 && old < size => {
+                with_nodes(store, |get| storefort_ledger::tree::consistency_proof(old, size, get))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            _ => Vec::new(),
+        };
+        http.send(&self.verifier(), note, &proof).await
     }
 
     /// Builds the receipt of an order's latest ledger entry.
@@ -206,6 +235,18 @@ pub async fn open_signer(
     witness: Option<PathBuf>,
     now_ms: i64,
 ) -> Result<Arc<LedgerSigner>, StoreError> {
+    open_signer_with(store, seed, configured_origin, witness, None, now_ms).await
+}
+
+/// [`open_signer`], also sending checkpoints to an HTTP witness.
+pub async fn open_signer_with(
+    store: &Store,
+    seed: &[u8; 32],
+    configured_origin: Option<&str>,
+    witness: Option<PathBuf>,
+    http: Option<HttpWitness>,
+    now_ms: i64,
+) -> Result<Arc<LedgerSigner>, StoreError> {
     let origin = match store.setting(ORIGIN_SETTING).await? {
         Some(origin) => origin,
         None => {
@@ -234,7 +275,10 @@ pub async fn open_signer(
         }
     };
     let key = LedgerKey::from_seed(&origin, seed).map_err(|_| StoreError::Corrupt { what: "ledger origin" })?;
-    Ok(LedgerSigner::new(key, origin, witness))
+    Ok(match http {
+        Some(http) => LedgerSigner::with_http_witness(key, origin, witness, http),
+        None => LedgerSigner::new(key, origin, witness),
+    })
 }
 
 /// Runs the full verification (see `storefort_store::audit`) with the
@@ -463,3 +507,63 @@ pub async fn key_chain(store: &Store) -> Result<Vec<VerifierKey>, String> {
     }
     Ok(chain)
 }
+
+/// Where an HTTP witness is, and the client that reaches it.
+pub struct HttpWitness {
+    url: String,
+    client: reqwest::Client,
+}
+
+impl HttpWitness {
+    /// A witness at `url` (http:// or https://), with short timeouts so a
+    /// slow witness never holds up checkpointing.
+    pub fn new(url: &str) -> Result<Self, String> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err("the witness URL must start with http:// or https://".into());
+        }
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(HttpWitness { url: url.to_owned(), client })
+    }
+
+    /// Sends a signed checkpoint with a consistency proof from the witness's
+    /// newest checkpoint; the witness answers 2xx once it has kept it.
+    pub async fn send(&self, key: &VerifierKey, note: &str, proof: &[Hash]) -> Result<(), String> {
+        let body =
+            serde_json::json!({"checkpoint": note, "consistency_proof": proof.iter().map(to_b64).collect::<Vec<_>>()});
+        let response = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(WITNESS_KEY_HEADER, key.to_string())
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the witness: {e}"))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            Err(format!(
+                "the witness refused the checkpoint ({status}): {}",
+                body.chars().take(200).collect::<String>()
+            ))
+        }
+    }
+
+    /// The newest checkpoint the witness holds.
+    pub async fn latest(&self) -> Result<Option<String>, String> {
+        let response = self.client.get(&self.url).send().await.map_err(|e| format!("cannot reach the witness: {e}"))?;
+        match response.status() {
+            s if s == reqwest::StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => response.text().await.map(Some).map_err(|e| e.to_string()),
+            s => Err(format!("the witness answered {s}")),
+        }
+    }
+}
+
+/// Header naming the key that signed a checkpoint sent to a witness.
+pub const WITNESS_KEY_HEADER: &str = "x-storefort-ledger-key";

@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod routes;
 pub mod secrets;
 pub mod state;
+pub mod witness;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ApiError;
