@@ -245,6 +245,8 @@ async fn history_rewritten_and_re_signed_with_a_new_key_is_caught_by_the_witness
     let problems: Vec<_> = report.problems.iter().map(|p| p.what.clone()).collect();
     assert!(problems.iter().any(|p| p.contains("witness") && p.contains("rewritten")), "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("re-keyed")), "{problems:?}");
+    let (index, kind, what) = first(&report);
+    assert_eq!((index, kind.as_deref()), (Some(created.idx as u64), Some("ledger_created")), "{what}");
 }
 
 #[tokio::test]

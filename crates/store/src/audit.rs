@@ -108,6 +108,8 @@ struct Replay {
     variants: HashMap<String, VariantState>,
     orders: HashMap<String, OrderState>,
     keys: Vec<VerifierKey>,
+    /// Where each of `keys` was introduced.
+    key_indexes: Vec<u64>,
     /// Hash of the bootstrap admin token the ledger last issued, and where.
     admin_token: Option<(String, u64)>,
     problems: Vec<Problem>,
@@ -138,7 +140,8 @@ impl Replay {
                             );
                         }
                     }
-                    self.keys.push(k)
+                    self.keys.push(k);
+                    self.key_indexes.push(e.index);
                 }
                 Err(_) => self.problem(e, "the recorded ledger key does not parse"),
             },
@@ -538,9 +541,17 @@ impl Store {
         if let (Some(wk), Some(first)) = (&input.witness_key, replay.keys.first())
             && !replay.keys.contains(wk)
         {
-            report.problems.push(problem(format!(
-                "the log's signing key {first} is not the key the witness recorded ({wk}): the ledger was re-keyed"
-            )));
+            // The entry that introduced the log's first key is where its
+            // history parts from what the witness saw.
+            let at = replay.key_indexes.first().copied();
+            report.problems.push(Problem {
+                index: at,
+                kind: at.and_then(&kind_at),
+                what: format!(
+                    "the log's signing key {first} is not the key the witness recorded ({wk}): history was rewritten and re-keyed"
+                ),
+                row: false,
+            });
         }
         self.audit_rows(&replay, &mut report, &kind_at).await?;
         report.problems.extend(replay.problems);
