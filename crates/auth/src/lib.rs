@@ -1,0 +1,15 @@
+//! Storefort's identity primitives, free of I/O: password hashing and
+//! policy, RFC 6238 one-time codes with replay refusal, recovery codes.
+//!
+//! Accounts, sessions and routes (the rest of the identity issue) build on
+//! these; this crate must never touch the database or the network, and
+//! never log or print a secret.
+
+pub mod password;
+pub mod policy;
+pub mod recovery;
+pub mod totp;
+
+pub use password::{PasswordError, PasswordHasher, Verification};
+pub use policy::{PolicyError, Role};
+pub use totp::{TotpError, TotpSecret};
