@@ -5,11 +5,13 @@
 //! these; this crate must never touch the database or the network, and
 //! never log or print a secret.
 
+pub mod access;
 pub mod password;
 pub mod policy;
 pub mod recovery;
 pub mod totp;
 
+pub use access::{AccountRole, Permission, allows};
 pub use password::{PasswordError, PasswordHasher, Verification};
 pub use policy::{PolicyError, Role};
 pub use totp::{TotpError, TotpSecret};
