@@ -10,6 +10,7 @@ pub mod clock;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod hashing;
 pub mod jobs;
 pub mod ledger;
 pub mod middleware;
