@@ -104,11 +104,20 @@ async fn shop(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn acknowledged_orders_survive_kill_9_and_stock_adds_up() {
+/// A real `storefort serve --demo` on a fresh database, ready for requests.
+struct Launched {
+    dir: tempfile::TempDir,
+    /// The database the server itself uses (on SQLite, the file in its data dir).
+    db_url: String,
+    port: u16,
+    base: String,
+    client: reqwest::Client,
+    server: Child,
+}
+
+async fn launch() -> Launched {
     let dir = tempfile::tempdir().expect("dir");
     let db_url = fresh_database_url(&dir).await;
-    // On SQLite the server keeps its database in the data dir.
     let db_url = if db_url.starts_with("sqlite:") {
         format!("sqlite://{}?mode=rwc", dir.path().join("storefort.db").display())
     } else {
@@ -117,9 +126,14 @@ async fn acknowledged_orders_survive_kill_9_and_stock_adds_up() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-
-    let mut server = start(dir.path(), port, &db_url);
+    let server = start(dir.path(), port, &db_url);
     wait_ready(&client, &base).await;
+    Launched { dir, db_url, port, base, client, server }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_orders_survive_kill_9_and_stock_adds_up() {
+    let Launched { dir, db_url, port, base, client, mut server } = launch().await;
     let initial = all_variants(&client, &base).await;
     assert!(initial.len() >= 20);
     let variants: Arc<Vec<String>> = Arc::new(initial.keys().cloned().collect());
@@ -173,13 +187,7 @@ async fn acknowledged_orders_survive_kill_9_and_stock_adds_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_lets_in_flight_checkouts_finish_and_exits_cleanly() {
-    let dir = tempfile::tempdir().expect("dir");
-    let db_url = fresh_database_url(&dir).await;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut server = start(dir.path(), port, &db_url);
-    wait_ready(&client, &base).await;
+    let Launched { dir, db_url, port, base, client, mut server } = launch().await;
     let variants: Arc<Vec<String>> = Arc::new(all_variants(&client, &base).await.into_keys().collect());
     let acked = Arc::new(Mutex::new(Vec::new()));
     let shoppers: Vec<_> =
@@ -212,13 +220,7 @@ async fn sigterm_lets_in_flight_checkouts_finish_and_exits_cleanly() {
 /// direct database edit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledger_and_receipt_commands_work_on_the_real_binary() {
-    let dir = tempfile::tempdir().expect("dir");
-    let db_url = fresh_database_url(&dir).await;
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut server = start(dir.path(), port, &db_url);
-    wait_ready(&client, &base).await;
+    let Launched { dir, db_url, base, client, mut server, .. } = launch().await;
     let variants: Vec<String> = all_variants(&client, &base).await.into_keys().collect();
     let cart: Value =
         client.post(format!("{base}/api/v1/carts")).send().await.expect("cart").json().await.expect("json");
@@ -277,11 +279,7 @@ async fn ledger_and_receipt_commands_work_on_the_real_binary() {
     );
 
     // A direct edit of the order's total, as someone with database access would.
-    let url = if db_url.starts_with("sqlite:") {
-        format!("sqlite://{}?mode=rw", dir.path().join("storefort.db").display())
-    } else {
-        db_url.clone()
-    };
+    let url = db_url.clone();
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&url).await.expect("connect");
     sqlx::query("UPDATE orders SET total = 1 WHERE id = $1").bind(order).execute(&pool).await.expect("tamper");

@@ -9,7 +9,7 @@
 
 use crate::Store;
 use crate::error::StoreError;
-use crate::ledger::{order_personal, order_snapshot};
+use crate::ledger::{StoredEntry, order_personal, order_snapshot, stored_entry};
 use serde_json::Value;
 use sqlx::Row;
 use std::collections::HashMap;
@@ -258,15 +258,6 @@ impl Replay {
     }
 }
 
-/// A stored entry row, as fetched.
-struct RawEntry {
-    idx: i64,
-    leaf_hash: String,
-    mac: String,
-    kind: String,
-    entry: String,
-}
-
 /// The per-entry checks that need no other entry.
 struct Checked {
     leaf: Hash,
@@ -286,7 +277,7 @@ const RECORD: char = '\u{1e}';
 /// Fetches up to BATCH entries after `after` as a single aggregated row:
 /// the drivers hand rows over one at a time through a channel, which at a
 /// million entries costs more than verifying them.
-async fn fetch_batch(store: Store, after: i64) -> Result<Vec<RawEntry>, StoreError> {
+async fn fetch_batch(store: Store, after: i64) -> Result<Vec<StoredEntry>, StoreError> {
     let sql = match store.backend() {
         crate::Backend::Sqlite => {
             "SELECT COUNT(*) AS n, group_concat(idx || char(31) || leaf_hash || char(31) || mac || char(31) || kind \
@@ -311,12 +302,12 @@ async fn fetch_batch(store: Store, after: i64) -> Result<Vec<RawEntry>, StoreErr
     }
 }
 
-fn split_batch(blob: &str, n: i64) -> Option<Vec<RawEntry>> {
+fn split_batch(blob: &str, n: i64) -> Option<Vec<StoredEntry>> {
     let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
     for record in blob.split(RECORD) {
         let fields: Vec<&str> = record.splitn(5, FIELD).collect();
         let [idx, leaf_hash, mac, kind, entry] = fields.as_slice() else { return None };
-        out.push(RawEntry {
+        out.push(StoredEntry {
             idx: idx.parse().ok()?,
             leaf_hash: (*leaf_hash).to_owned(),
             mac: (*mac).to_owned(),
@@ -332,30 +323,19 @@ fn split_batch(blob: &str, n: i64) -> Option<Vec<RawEntry>> {
     Some(out)
 }
 
-async fn fetch_rows(store: &Store, after: i64) -> Result<Vec<RawEntry>, StoreError> {
+async fn fetch_rows(store: &Store, after: i64) -> Result<Vec<StoredEntry>, StoreError> {
     let rows =
         sqlx::query("SELECT idx, leaf_hash, mac, kind, entry FROM ledger_entries WHERE idx > $1 ORDER BY idx LIMIT $2")
             .bind(after)
             .bind(BATCH)
             .fetch_all(&store.pool)
             .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(RawEntry {
-                idx: r.try_get("idx")?,
-                leaf_hash: r.try_get("leaf_hash")?,
-                mac: r.try_get("mac")?,
-                kind: r.try_get("kind")?,
-                entry: r.try_get("entry")?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+    rows.iter().map(stored_entry).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
 }
 
 /// Hashes, MACs and parses a batch on every core.
-fn check_parallel(rows: &[RawEntry], mac: &EntryMac) -> Vec<Checked> {
-    let check = |r: &RawEntry| {
+fn check_parallel(rows: &[StoredEntry], mac: &EntryMac) -> Vec<Checked> {
+    let check = |r: &StoredEntry| {
         let leaf = leaf_hash(r.entry.as_bytes());
         // Compare bytes, not hex strings: this runs a million times.
         let mac_matches = from_hex(&r.mac) == Some(mac.bytes(&leaf));

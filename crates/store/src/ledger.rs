@@ -39,7 +39,7 @@ pub struct StoredEntry {
     pub entry: String,
 }
 
-fn stored_entry(r: &sqlx::any::AnyRow) -> Result<StoredEntry, sqlx::Error> {
+pub(crate) fn stored_entry(r: &sqlx::any::AnyRow) -> Result<StoredEntry, sqlx::Error> {
     Ok(StoredEntry {
         idx: r.try_get("idx")?,
         leaf_hash: r.try_get("leaf_hash")?,
