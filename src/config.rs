@@ -31,6 +31,71 @@ pub struct Config {
     pub tax: TaxSection,
     pub jobs: JobsSection,
     pub ledger: LedgerSection,
+    pub auth: AuthSection,
+    pub mail: MailSection,
+}
+
+/// Sign-in, sessions and step-up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// The URL shoppers and staff use (`https://shop.example`): the only
+    /// Origin accepted on cookie-authenticated writes and the passkey
+    /// origin. Empty: `http://localhost:<listen port>`.
+    pub public_url: String,
+    pub staff_idle_minutes: u64,
+    pub staff_absolute_hours: u64,
+    pub customer_idle_hours: u64,
+    pub customer_absolute_days: u64,
+    /// A second factor used this recently allows sensitive actions.
+    pub step_up_minutes: u64,
+    /// Price changes by more than this percentage need step-up.
+    pub price_step_up_percent: u32,
+    /// Longest lifetime of an API token.
+    pub api_token_max_days: u32,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            public_url: String::new(),
+            staff_idle_minutes: 30,
+            staff_absolute_hours: 12,
+            customer_idle_hours: 7 * 24,
+            customer_absolute_days: 30,
+            step_up_minutes: 5,
+            price_step_up_percent: 20,
+            api_token_max_days: 365,
+        }
+    }
+}
+
+/// Outgoing mail (verification and reset links, invitations).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailSection {
+    /// SMTP relay host; empty: mail is written to `outbox_dir` instead.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_username: String,
+    /// Better set as STOREFORT_MAIL__SMTP_PASSWORD than in the file.
+    pub smtp_password: String,
+    pub from: String,
+    /// Empty: `<data_dir>/outbox`.
+    pub outbox_dir: String,
+}
+
+impl Default for MailSection {
+    fn default() -> Self {
+        MailSection {
+            smtp_host: String::new(),
+            smtp_port: 587,
+            smtp_username: String::new(),
+            smtp_password: String::new(),
+            from: "Storefort <no-reply@localhost>".into(),
+            outbox_dir: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -131,6 +196,8 @@ impl Default for Config {
             },
             tax: TaxSection { rates: demo.tax.by_country, default_bp: demo.tax.default_bp },
             jobs: JobsSection::default(),
+            auth: AuthSection::default(),
+            mail: MailSection::default(),
             ledger: LedgerSection::default(),
         }
     }
@@ -360,7 +427,10 @@ impl Config {
             check_rate(&format!("tax.rates.{country}"), *bp)?;
         }
         check_rate("tax.default_bp", self.tax.default_bp)?;
+        let auth = self.auth_settings()?;
         Ok(Settings {
+            auth,
+            outbox_dir: self.outbox_dir(),
             store_name: name,
             currency,
             shipping: ShippingTable {
@@ -374,6 +444,57 @@ impl Config {
             max_body_bytes: s.max_body_bytes,
             request_timeout: Duration::from_secs(s.request_timeout_seconds),
             catalog_cache_ttl: Duration::from_millis(s.catalog_cache_ms),
+        })
+    }
+}
+
+impl Config {
+    /// The public origin: configured, or localhost on the listen port.
+    pub fn public_origin(&self) -> Result<String> {
+        if self.auth.public_url.is_empty() {
+            return Ok(format!("http://localhost:{}", self.listen_addr()?.port()));
+        }
+        let url = self.auth.public_url.trim_end_matches('/');
+        let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains('/') => Ok(url.to_owned()),
+            _ => Err(key_error("auth.public_url", "must be an origin such as https://shop.example (no path)")),
+        }
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        if self.mail.outbox_dir.is_empty() {
+            self.data_dir.join("outbox")
+        } else {
+            PathBuf::from(&self.mail.outbox_dir)
+        }
+    }
+
+    fn auth_settings(&self) -> Result<storefort_web::identity::AuthSettings> {
+        let a = &self.auth;
+        let minutes = |key: &str, v: u64, max: u64| -> Result<Duration> {
+            if (1..=max).contains(&v) {
+                Ok(Duration::from_secs(v * 60))
+            } else {
+                Err(key_error(key, format!("must be 1 to {max}")))
+            }
+        };
+        if !(1..=1000).contains(&a.price_step_up_percent) {
+            return Err(key_error("auth.price_step_up_percent", "must be 1 to 1000"));
+        }
+        if !(1..=3650).contains(&a.api_token_max_days) {
+            return Err(key_error("auth.api_token_max_days", "must be 1 to 3650"));
+        }
+        Ok(storefort_web::identity::AuthSettings {
+            public_origin: self.public_origin()?,
+            staff_idle: minutes("auth.staff_idle_minutes", a.staff_idle_minutes, 24 * 60)?,
+            staff_absolute: minutes("auth.staff_absolute_hours", a.staff_absolute_hours, 7 * 24)? * 60,
+            customer_idle: minutes("auth.customer_idle_hours", a.customer_idle_hours, 90 * 24)? * 60,
+            customer_absolute: minutes("auth.customer_absolute_days", a.customer_absolute_days, 365)? * 60 * 24,
+            step_up_window: minutes("auth.step_up_minutes", a.step_up_minutes, 60)?,
+            price_step_up_percent: a.price_step_up_percent,
+            email_token_ttl: Duration::from_secs(3600),
+            api_token_max_days: a.api_token_max_days,
         })
     }
 }

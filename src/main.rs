@@ -1,6 +1,7 @@
 //! The `storefort` binary: parses the command line and runs a subcommand.
 //! Everything else lives in the workspace crates.
 
+mod admin_cmd;
 mod config;
 mod keyfile;
 mod ledger_cmd;
@@ -133,8 +134,32 @@ enum ConfigCommand {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Replace the bootstrap admin token and print the new one once.
-    ResetToken {
+    /// Create a staff account (the first owner, for one). The password is
+    /// read from standard input; two-factor setup follows at first sign-in.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// owner, admin, staff or support.
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// Read the password from standard input (required).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        common: CommonFlags,
+    },
+    /// Create an API token for an account and print it once.
+    Token {
+        #[arg(long)]
+        email: String,
+        /// A permission such as read_orders or edit_catalog; repeat for more.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        #[arg(long, default_value = "cli")]
+        name: String,
         #[command(flatten)]
         common: CommonFlags,
     },
@@ -191,9 +216,13 @@ fn run() -> Result<()> {
             runtime.block_on(serve::witness(&listen, dir))
         }
         Command::Receipt { command: ReceiptCommand::Verify { file, key } } => ledger_cmd::verify_receipt(&file, &key),
-        Command::Admin { command: AdminCommand::ResetToken { common } } => {
+        Command::Admin { command: AdminCommand::Create { email, role, password_stdin, common } } => {
             let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
-            runtime.block_on(serve::reset_admin_token(cfg))
+            runtime.block_on(admin_cmd::create(cfg, &email, &role, password_stdin))
+        }
+        Command::Admin { command: AdminCommand::Token { email, scopes, days, name, common } } => {
+            let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
+            runtime.block_on(admin_cmd::token(cfg, &email, &scopes, days, &name))
         }
     }
 }

@@ -7,7 +7,8 @@ use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
 use storefort_store::{Store, StoreOptions};
-use storefort_web::{AppState, SystemClock, admin_auth, demo, jobs, ledger};
+use storefort_web::identity::mailer::{Mailer, SmtpConfig};
+use storefort_web::{AppState, SystemClock, demo, jobs, ledger};
 use tokio::sync::watch;
 
 pub fn init_logging(format: &str) {
@@ -51,17 +52,33 @@ pub fn now_ms() -> i64 {
     SystemClock.now_ms()
 }
 
-fn announce_token(token: &str) {
-    // Printed to stdout once, on purpose not through the logger: logs are
-    // shipped and kept, and a secret must never reach them.
-    println!();
-    println!("  Bootstrap admin token (shown once; only its hash is stored):");
-    println!();
-    println!("      {token}");
-    println!();
-    println!("  Use it as `Authorization: Bearer <token>` on /api/v1/admin/... routes.");
-    println!("  Lost it? `storefort admin reset-token` prints a new one.");
-    println!();
+/// The mailer the configuration asks for.
+pub fn mailer(cfg: &Config) -> Result<Mailer> {
+    if cfg.mail.smtp_host.is_empty() {
+        return Ok(Mailer::Outbox(cfg.outbox_dir()));
+    }
+    Mailer::smtp(SmtpConfig {
+        host: cfg.mail.smtp_host.clone(),
+        port: cfg.mail.smtp_port,
+        username: cfg.mail.smtp_username.clone(),
+        password: cfg.mail.smtp_password.clone(),
+        from: cfg.mail.from.clone(),
+    })
+    .map_err(|e| anyhow::anyhow!("invalid configuration: mail: {e}"))
+}
+
+async fn announce_missing_owner(store: &Store) -> Result<()> {
+    let owners = store.staff_accounts().await?.into_iter().filter(|a| a.role == "owner").count();
+    if owners == 0 {
+        // Printed, not logged: it is an instruction for the person at the
+        // terminal, and there is no secret in it.
+        println!();
+        println!("  No owner account yet. Create one (you will set up two-factor sign-in at first sign-in):");
+        println!();
+        println!("      storefort admin create --email you@example.com --role owner --password-stdin");
+        println!();
+    }
+    Ok(())
 }
 
 /// Runs the store until SIGTERM or SIGINT.
@@ -78,9 +95,7 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
             tracing::info!(products = added, "seeded the demo catalog");
         }
     }
-    if let Some(token) = admin_auth::ensure_bootstrap_token(&store, now_ms()).await? {
-        announce_token(&token);
-    }
+    announce_missing_owner(&store).await?;
     let seed = keyfile::ledger_seed(&cfg.data_dir)?;
     let signer = ledger::open_signer(&store, &seed, cfg.ledger_origin(), Some(cfg.witness_dir()), now_ms()).await?;
     let mac_key = key.subkey(LEDGER_MAC_PURPOSE);
@@ -96,7 +111,8 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
         );
     }
     tracing::info!(origin = signer.origin(), key = %signer.verifier(), "ledger ready");
-    let state = AppState::new(store.clone(), settings, Arc::new(SystemClock), key, signer.clone());
+    let mailer = mailer(&cfg)?;
+    let state = AppState::with_mailer(store.clone(), settings, Arc::new(SystemClock), key, signer.clone(), mailer);
     let (stop_tx, stop_rx) = watch::channel(false);
     let checkpoints = tokio::spawn(ledger::run_checkpoints(
         signer,
@@ -123,7 +139,8 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(address = %addr, "storefort listening on http://{addr}");
     let mut stop_signal = stop_rx.clone();
-    let server = axum::serve(listener, storefort_web::app(state)).with_graceful_shutdown(async move {
+    let app = storefort_web::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = stop_signal.changed().await;
     });
     let server = tokio::spawn(async move { server.await });
@@ -172,17 +189,5 @@ pub async fn witness(listen: &str, dir: std::path::PathBuf) -> Result<()> {
     tracing::info!(address = %addr, dir = %dir.display(), "witness listening");
     let app = storefort_web::witness::router(storefort_web::witness::Witness::new(dir));
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
-    Ok(())
-}
-
-/// `storefort admin reset-token`.
-pub async fn reset_admin_token(cfg: Config) -> Result<()> {
-    cfg.settings()?;
-    prepare_data_dir(&cfg)?;
-    let key = keyfile::load_or_create(&cfg.data_dir)?;
-    let store = open_store(&cfg, &key).await?;
-    let token = admin_auth::rotate_bootstrap_token(&store, now_ms()).await?;
-    store.close().await;
-    announce_token(&token);
     Ok(())
 }

@@ -123,13 +123,12 @@ async fn price_changes_never_touch_placed_orders_and_clients_cannot_send_prices(
     assert_eq!(placed.status, 201);
     let id = placed.body["order"]["id"].as_str().expect("id");
 
-    let r = app
-        .admin(
-            Method::PUT,
-            &format!("/api/v1/admin/variants/{v}/price"),
-            Some(json!({"amount": 9900, "currency": "EUR"})),
-        )
-        .await;
+    // A change this big needs a person who just used a second factor.
+    let path = format!("/api/v1/admin/variants/{v}/price");
+    let r = app.admin(Method::PUT, &path, Some(json!({"amount": 9900, "currency": "EUR"}))).await;
+    assert_eq!((r.status, r.code()), (403, "step_up_required"));
+    let mut owner = app.owner_browser().await;
+    let r = owner.send(Method::PUT, &path, Some(json!({"amount": 9900, "currency": "EUR"}))).await;
     assert_eq!((r.status, r.body["price"]["amount"].as_i64()), (200, Some(9900)));
     // The catalog shows the new price at once, despite its cache.
     let product = app.state.store().variant(&v).await.expect("variant").product_id;
@@ -197,7 +196,12 @@ async fn order_state_machine_moves_stock_and_refuses_illegal_transitions() {
     let r = set(paid.clone(), "cancelled").await;
     assert_eq!((r.status, r.code()), (409, "invalid_transition"));
     assert_eq!(set(paid.clone(), "fulfilled").await.status, 200);
-    assert_eq!(set(paid.clone(), "refunded").await.status, 200);
+    // A refund needs a person who used a second factor just now, never a token.
+    let r = set(paid.clone(), "refunded").await;
+    assert_eq!((r.status, r.code()), (403, "step_up_required"));
+    let mut owner = app.owner_browser().await;
+    let r = owner.post(&format!("/api/v1/admin/orders/{paid}/status"), json!({"status": "refunded"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = set(paid.clone(), "paid").await;
     assert_eq!((r.status, r.code()), (409, "invalid_transition"));
     let r = set(paid.clone(), "shipped").await;
@@ -293,17 +297,21 @@ async fn idempotency_key_replays_the_same_order_and_refuses_a_different_body() {
 }
 
 #[tokio::test]
-async fn admin_routes_need_the_bootstrap_token_and_failures_are_recorded() {
+async fn admin_routes_need_a_credential_and_bad_tokens_are_recorded() {
     let app = spawn().await;
     let v = app.product("Apron", 5490, 3).await;
     let path = format!("/api/v1/admin/variants/{v}/stock");
-    for token in [None, Some("not-a-token"), Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")] {
+    for (token, code) in [
+        (None, "unauthorized"),
+        (Some("not-a-token"), "unauthorized"),
+        (Some("sfa_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), "invalid_token"),
+    ] {
         let mut req = app.client.put(app.url(&path)).json(&json!({"available": 100}));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
         let r = crate::support::read(req.send().await.expect("send")).await;
-        assert_eq!((r.status, r.code()), (401, "unauthorized"));
+        assert_eq!((r.status, r.code()), (401, code));
     }
     assert_eq!(app.store.stock_counts(&v).await.expect("counts"), (3, 0, 0));
     let r = app.admin(Method::PUT, &path, Some(json!({"available": 100}))).await;
@@ -312,7 +320,7 @@ async fn admin_routes_need_the_bootstrap_token_and_failures_are_recorded() {
     assert_eq!((r.status, r.code()), (422, "invalid_field"));
     let events = app.admin(Method::GET, "/api/v1/admin/events?limit=50", None).await;
     let items = events.body["items"].as_array().expect("items");
-    assert_eq!(items.iter().filter(|e| e["kind"] == "admin_auth_failed").count(), 3);
+    assert_eq!(items.iter().filter(|e| e["kind"] == "credential_rejected").count(), 1);
     let stock = items.iter().find(|e| e["kind"] == "stock_changed").expect("stock event");
     assert_eq!((stock["detail"]["old"].as_i64(), stock["detail"]["new"].as_i64()), (Some(3), Some(100)));
     assert_eq!(stock["target"].as_str(), Some(v.as_str()));

@@ -50,7 +50,7 @@ async fn history() -> History {
     History { app, variant, order, order_token }
 }
 
-async fn audit(app: &TestApp) -> AuditReport {
+pub async fn audit(app: &TestApp) -> AuditReport {
     let (key, witnessed) = witness_read(&app.dir.path().join("witness")).expect("witness");
     let input = AuditInput {
         mac_key: &[7; 32],
@@ -325,7 +325,7 @@ async fn a_rotated_key_keeps_old_receipts_valid_and_signs_new_checkpoints() {
 }
 
 #[tokio::test]
-async fn deleted_orders_edited_addresses_and_swapped_admin_tokens_are_named() {
+async fn deleted_orders_edited_addresses_and_forged_accounts_are_named() {
     let h = history().await;
     let placed = entry_index(&h.app, "order_placed", &h.order).await;
     sql(
@@ -346,14 +346,28 @@ async fn deleted_orders_edited_addresses_and_swapped_admin_tokens_are_named() {
     let report = audit(&h.app).await;
     assert!(report.problems.iter().any(|p| p.what.contains("deleted from the database")), "{:?}", report.problems);
 
+    // A customer raised to owner in the database, a password hash swapped
+    // for one the attacker knows, an account inserted directly: all named.
+    let h = history().await;
+    let customer = crate::accounts::provision(&h.app.store, &h.app.state, "c@example.com", "customer").await;
+    sql(&h.app, format!("UPDATE accounts SET role = 'owner' WHERE id = '{}'", customer.id)).await;
+    let (_, kind, what) = first(&audit(&h.app).await);
+    assert_eq!(kind.as_deref(), Some("account_created"), "{what}");
+    assert!(what.contains("role owner in the database but customer"), "{what}");
+    let h = history().await;
+    sql(&h.app, format!("UPDATE accounts SET password_hash = 'x' WHERE id = '{}'", h.app.owner.id)).await;
+    let (_, _, what) = first(&audit(&h.app).await);
+    assert!(what.contains("password hash is not the one the ledger recorded"), "{what}");
     let h = history().await;
     sql(
         &h.app,
-        format!("UPDATE settings SET value = '{}' WHERE name = 'bootstrap_admin_token_sha256'", "ab".repeat(32)),
+        "INSERT INTO accounts (id, email_index, email, role, status, password_hash, created_at, updated_at, ledger_hash) \
+         VALUES ('evil', 'i', 'e@example.com', 'owner', 'active', 'x', 0, 0, '')"
+            .to_owned(),
     )
     .await;
-    let (_, kind, what) = first(&audit(&h.app).await);
-    assert_eq!(kind.as_deref(), Some("admin_token_issued"), "{what}");
+    let (_, _, what) = first(&audit(&h.app).await);
+    assert!(what.contains("account evil has no ledger entry"), "{what}");
 
     // A separator character planted in an entry is named, not fatal.
     let h = history().await;
@@ -371,16 +385,11 @@ async fn the_store_refuses_to_sign_over_planted_tree_nodes() {
         sql(&h.app, format!("INSERT INTO ledger_nodes (level, idx, hash) VALUES (1, {j}, '{}')", "cd".repeat(32)))
             .await;
     }
+    let mut owner = h.app.owner_browser().await;
     for amount in [700, 710, 720, 730] {
-        let r = h
-            .app
-            .admin(
-                Method::PUT,
-                &format!("/api/v1/admin/variants/{}/price", h.variant),
-                Some(json!({"amount": amount, "currency": "EUR"})),
-            )
-            .await;
-        assert_eq!(r.status, 200);
+        let path = format!("/api/v1/admin/variants/{}/price", h.variant);
+        let r = owner.send(Method::PUT, &path, Some(json!({"amount": amount, "currency": "EUR"}))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
     }
     let signed = h.app.state.ledger().checkpoint_now(&h.app.store, h.app.clock.now_ms()).await;
     assert!(signed.is_err(), "signed a checkpoint over planted nodes: {signed:?}");

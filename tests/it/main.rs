@@ -2,10 +2,12 @@
 //! gets a fresh database (SQLite, or PostgreSQL when
 //! STOREFORT_TEST_POSTGRES_URL is set).
 
+mod accounts;
 mod api;
 mod cli;
 mod concurrency;
 mod crash;
 mod hostile;
+mod identity;
 mod ledger;
 mod support;

@@ -7,15 +7,20 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
 use storefort_store::{NewProduct, NewVariant, Store, StoreOptions};
-use storefort_web::{AppState, ManualClock, ServerKey, Settings, admin_auth};
+use storefort_web::{AppState, ManualClock, ServerKey, Settings};
 use tempfile::TempDir;
+
+pub use crate::accounts::TestAccount;
 
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub state: AppState,
     pub clock: ManualClock,
+    /// An API token of the owner, with every scope an owner may grant.
     pub admin_token: String,
+    /// The owner account behind it, with a confirmed TOTP credential.
+    pub owner: TestAccount,
     pub store: Store,
     pub db_url: String,
     pub dir: TempDir,
@@ -54,9 +59,10 @@ fn init_test_logging() {
     }
 }
 
-pub async fn spawn_with(settings: Settings) -> TestApp {
+pub async fn spawn_with(mut settings: Settings) -> TestApp {
     init_test_logging();
     let dir = tempfile::tempdir().expect("temp dir");
+    settings.outbox_dir = dir.path().join("outbox");
     let db_url = fresh_database_url(&dir).await;
     let store = Store::open(&StoreOptions {
         url: db_url.clone(),
@@ -67,7 +73,6 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     .await
     .expect("open store");
     let clock = ManualClock::new();
-    let admin_token = admin_auth::ensure_bootstrap_token(&store, 0).await.expect("token").expect("fresh token");
     let key = ServerKey::generate().expect("rng");
     let signer = storefort_web::ledger::open_signer(
         &store,
@@ -81,16 +86,19 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     let state = AppState::new(store.clone(), settings, Arc::new(clock.clone()), key, signer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = storefort_web::app(state.clone());
+    let app = storefort_web::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
+    let owner = crate::accounts::provision(&store, &state, "owner@example.com", "owner").await;
+    let admin_token = crate::accounts::api_token(&store, &owner.id, "owner").await;
     TestApp {
         base: format!("http://{addr}"),
         client: reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client"),
         state,
         clock,
         admin_token,
+        owner,
         store,
         db_url,
         dir,

@@ -24,7 +24,10 @@ pub enum AccountRole {
 pub enum Permission {
     /// Anyone, signed in or not (browsing, carts, checkout).
     Public,
-    /// A signed-in customer acting on their own account and orders.
+    /// Any signed-in account, even staff who still owe a second factor:
+    /// only enrollment, own sessions and signing out.
+    SignedIn,
+    /// A fully signed-in account acting on its own things.
     OwnAccount,
     ReadOrders,
     ManageOrders,
@@ -62,13 +65,61 @@ impl AccountRole {
     }
 }
 
+impl Permission {
+    /// Every permission, for exhaustive tests and scope parsing.
+    pub const ALL: [Permission; 12] = [
+        Permission::Public,
+        Permission::SignedIn,
+        Permission::OwnAccount,
+        Permission::ReadOrders,
+        Permission::ManageOrders,
+        Permission::EditCatalog,
+        Permission::ChangePrices,
+        Permission::Refund,
+        Permission::ExportData,
+        Permission::ReadSecurityEvents,
+        Permission::ManageStaff,
+        Permission::ManageApiTokens,
+    ];
+
+    /// Stable snake_case name, as API token scopes spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::Public => "public",
+            Permission::SignedIn => "signed_in",
+            Permission::OwnAccount => "own_account",
+            Permission::ReadOrders => "read_orders",
+            Permission::ManageOrders => "manage_orders",
+            Permission::EditCatalog => "edit_catalog",
+            Permission::ChangePrices => "change_prices",
+            Permission::Refund => "refund",
+            Permission::ExportData => "export_data",
+            Permission::ReadSecurityEvents => "read_security_events",
+            Permission::ManageStaff => "manage_staff",
+            Permission::ManageApiTokens => "manage_api_tokens",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// Whether an API token may carry this permission as a scope. Managing
+    /// staff and minting tokens stay with people who passed a second factor.
+    pub fn grantable_to_tokens(self) -> bool {
+        !matches!(
+            self,
+            Permission::Public | Permission::SignedIn | Permission::ManageStaff | Permission::ManageApiTokens
+        )
+    }
+}
+
 /// The one policy function.
 pub fn allows(role: AccountRole, permission: Permission) -> bool {
     use AccountRole::*;
     use Permission::*;
     match permission {
-        Public => true,
-        OwnAccount => true,
+        Public | SignedIn | OwnAccount => true,
         ReadOrders => matches!(role, Owner | Admin | Staff | Support),
         ManageOrders | EditCatalog | ChangePrices => matches!(role, Owner | Admin | Staff),
         Refund | ExportData | ReadSecurityEvents | ManageApiTokens => matches!(role, Owner | Admin),
@@ -84,9 +135,10 @@ mod tests {
 
     #[test]
     fn the_policy_table() {
-        let table: [(Permission, [bool; 5]); 11] = [
+        let table: [(Permission, [bool; 5]); 12] = [
             //                    owner  admin  staff  support customer
             (Public, [true, true, true, true, true]),
+            (SignedIn, [true, true, true, true, true]),
             (OwnAccount, [true, true, true, true, true]),
             (ReadOrders, [true, true, true, true, false]),
             (ManageOrders, [true, true, true, false, false]),
@@ -111,6 +163,9 @@ mod tests {
             assert!(!allows(Support, p));
         }
         assert!(Support.is_staff() && !Customer.is_staff());
+        for p in Permission::ALL {
+            assert_eq!(Permission::parse(p.as_str()), Some(p));
+        }
         for r in AccountRole::ALL {
             assert_eq!(AccountRole::parse(r.as_str()), Some(r));
         }

@@ -9,9 +9,11 @@ pub mod access;
 pub mod password;
 pub mod policy;
 pub mod recovery;
+pub mod throttle;
 pub mod totp;
 
 pub use access::{AccountRole, Permission, allows};
 pub use password::{PasswordError, PasswordHasher, Verification};
 pub use policy::{PolicyError, Role};
+pub use throttle::ThrottlePolicy;
 pub use totp::{TotpError, TotpSecret};

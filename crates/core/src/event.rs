@@ -44,6 +44,29 @@ pub enum EventKind {
     LedgerCreated,
     LedgerTampered,
     LedgerKeyRotated,
+    SignedIn,
+    SignInFailed,
+    AccountLocked,
+    AccountCreated,
+    EmailVerified,
+    SecondFactorEnrolled,
+    SecondFactorReset,
+    SecondFactorFailed,
+    SessionRevoked,
+    SignedOut,
+    RoleChanged,
+    AccountStatusChanged,
+    ApiTokenCreated,
+    ApiTokenRevoked,
+    PasswordChanged,
+    PasswordResetRequested,
+    CredentialRejected,
+    AccessDenied,
+    CsrfRejected,
+    SteppedUp,
+    PasskeyRegistered,
+    PasskeyRemoved,
+    RecoveryCodesRegenerated,
 }
 
 impl EventKind {
@@ -62,16 +85,50 @@ impl EventKind {
             EventKind::LedgerCreated => "ledger_created",
             EventKind::LedgerTampered => "ledger_tampered",
             EventKind::LedgerKeyRotated => "ledger_key_rotated",
+            EventKind::SignedIn => "signed_in",
+            EventKind::SignInFailed => "sign_in_failed",
+            EventKind::AccountLocked => "account_locked",
+            EventKind::AccountCreated => "account_created",
+            EventKind::EmailVerified => "email_verified",
+            EventKind::SecondFactorEnrolled => "second_factor_enrolled",
+            EventKind::SecondFactorReset => "second_factor_reset",
+            EventKind::SecondFactorFailed => "second_factor_failed",
+            EventKind::SessionRevoked => "session_revoked",
+            EventKind::SignedOut => "signed_out",
+            EventKind::RoleChanged => "role_changed",
+            EventKind::AccountStatusChanged => "account_status_changed",
+            EventKind::ApiTokenCreated => "api_token_created",
+            EventKind::ApiTokenRevoked => "api_token_revoked",
+            EventKind::PasswordChanged => "password_changed",
+            EventKind::PasswordResetRequested => "password_reset_requested",
+            EventKind::CredentialRejected => "credential_rejected",
+            EventKind::AccessDenied => "access_denied",
+            EventKind::CsrfRejected => "csrf_rejected",
+            EventKind::SteppedUp => "stepped_up",
+            EventKind::PasskeyRegistered => "passkey_registered",
+            EventKind::PasskeyRemoved => "passkey_removed",
+            EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 
     /// The default severity of this kind.
     pub fn severity(self) -> Severity {
         match self {
-            EventKind::AdminAuthFailed | EventKind::OrderAccessDenied | EventKind::IdempotencyKeyMismatch => {
-                Severity::Warning
-            }
-            EventKind::AdminTokenIssued | EventKind::LedgerTampered | EventKind::LedgerKeyRotated => Severity::Critical,
+            EventKind::AdminAuthFailed
+            | EventKind::OrderAccessDenied
+            | EventKind::IdempotencyKeyMismatch
+            | EventKind::SignInFailed
+            | EventKind::SecondFactorFailed
+            | EventKind::CredentialRejected
+            | EventKind::AccessDenied
+            | EventKind::CsrfRejected
+            | EventKind::SecondFactorReset
+            | EventKind::ApiTokenCreated => Severity::Warning,
+            EventKind::AdminTokenIssued
+            | EventKind::LedgerTampered
+            | EventKind::LedgerKeyRotated
+            | EventKind::AccountLocked
+            | EventKind::RoleChanged => Severity::Critical,
             _ => Severity::Info,
         }
     }
@@ -95,15 +152,22 @@ pub enum Actor {
     Guest,
     /// An unauthenticated caller.
     Anonymous,
+    /// A signed-in account (customer or staff), by account id.
+    Account(String),
+    /// The machine's operator through the command line (`storefort admin …`).
+    Operator,
 }
 
 impl Actor {
-    pub fn as_str(&self) -> &'static str {
+    /// How the ledger and the event table name the actor.
+    pub fn label(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            Actor::System => "system",
-            Actor::BootstrapAdmin => "bootstrap_admin",
-            Actor::Guest => "guest",
-            Actor::Anonymous => "anonymous",
+            Actor::System => "system".into(),
+            Actor::BootstrapAdmin => "bootstrap_admin".into(),
+            Actor::Guest => "guest".into(),
+            Actor::Anonymous => "anonymous".into(),
+            Actor::Operator => "operator".into(),
+            Actor::Account(id) => format!("account:{id}").into(),
         }
     }
 }

@@ -103,6 +103,16 @@ struct OrderState {
     placed_index: u64,
 }
 
+/// What the ledger says an account row must hold.
+#[derive(Debug, Clone)]
+struct AccountState {
+    role: String,
+    status: String,
+    credential: String,
+    last_leaf: Hash,
+    last_index: u64,
+}
+
 #[derive(Default)]
 struct Replay {
     variants: HashMap<String, VariantState>,
@@ -110,8 +120,7 @@ struct Replay {
     keys: Vec<VerifierKey>,
     /// Where each of `keys` was introduced.
     key_indexes: Vec<u64>,
-    /// Hash of the bootstrap admin token the ledger last issued, and where.
-    admin_token: Option<(String, u64)>,
+    accounts: HashMap<String, AccountState>,
     problems: Vec<Problem>,
 }
 
@@ -145,10 +154,28 @@ impl Replay {
                 }
                 Err(_) => self.problem(e, "the recorded ledger key does not parse"),
             },
-            "admin_token_issued" => {
-                if let Some(h) = c["token_sha256"].as_str() {
-                    self.admin_token = Some((h.to_owned(), e.index));
+            "account_created" => {
+                let state = AccountState {
+                    role: text(&c["role"]),
+                    status: text(&c["status"]),
+                    credential: text(&c["credential_sha256"]),
+                    last_leaf: *leaf,
+                    last_index: e.index,
+                };
+                self.accounts.insert(e.targets.first().cloned().unwrap_or_default(), state);
+            }
+            "role_changed" | "account_status_changed" | "password_changed" => {
+                let id = e.targets.first().cloned().unwrap_or_default();
+                let Some(a) = self.accounts.get_mut(&id) else {
+                    return self.problem(e, format!("changes account {id}, which no earlier entry created"));
+                };
+                match e.kind.as_str() {
+                    "role_changed" => a.role = text(&c["new"]),
+                    "account_status_changed" => a.status = text(&c["new"]),
+                    _ => a.credential = text(&c["credential_sha256"]),
                 }
+                a.last_leaf = *leaf;
+                a.last_index = e.index;
             }
             "product_created" => {
                 for v in c["variants"].as_array().map(Vec::as_slice).unwrap_or_default() {
@@ -250,6 +277,24 @@ impl Replay {
                     }
                 }
             }
+            // Identity records with no row state to replay: they prove what
+            // happened (sign-ins, failures, sessions, factors, tokens).
+            "admin_token_issued"
+            | "sign_up_repeated"
+            | "email_verified"
+            | "password_verified"
+            | "signed_in"
+            | "sign_in_failed"
+            | "second_factor_failed"
+            | "stepped_up"
+            | "sessions_revoked"
+            | "totp_enrollment_started"
+            | "second_factor_enrolled"
+            | "second_factor_reset"
+            | "recovery_codes_regenerated"
+            | "api_token_created"
+            | "api_token_revoked"
+            | "password_reset_requested" => {}
             other => {
                 let other = other.to_owned();
                 self.problem(e, format!("unknown entry kind {other}"));
@@ -612,17 +657,7 @@ impl Store {
                 });
             }
         }
-        if let Some((hash, index)) = &replay.admin_token {
-            let stored = self.setting(crate::BOOTSTRAP_TOKEN_SETTING).await?;
-            if stored.as_deref() != Some(hash.as_str()) {
-                report.problems.push(Problem {
-                    index: Some(*index),
-                    kind: kind_at(*index),
-                    what: "the bootstrap admin token in the database is not the one the ledger issued".into(),
-                    row: true,
-                });
-            }
-        }
+        self.audit_accounts(replay, report, kind_at).await?;
         let mut seen_variants = std::collections::HashSet::new();
         let rows = sqlx::query(
             "SELECT id, sku, price_amount, currency, available, reserved, sold, ledger_hash FROM variants ORDER BY id",
@@ -668,6 +703,65 @@ impl Store {
                     index: Some(v.last_index),
                     kind: kind_at(v.last_index),
                     what: format!("variant {id} is in the ledger but was deleted from the database"),
+                    row: true,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every account row must match its ledger history: role, status and
+    /// password hash, and point at its latest entry. An account inserted
+    /// directly, or one deleted, is named too.
+    async fn audit_accounts(
+        &self,
+        replay: &Replay,
+        report: &mut AuditReport,
+        kind_at: &(dyn Fn(u64) -> Option<String> + Sync),
+    ) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT id, role, status, password_hash, ledger_hash FROM accounts ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut seen = std::collections::HashSet::new();
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            seen.insert(id.clone());
+            let Some(a) = replay.accounts.get(&id) else {
+                report.problems.push(Problem {
+                    index: None,
+                    kind: None,
+                    what: format!("account {id} has no ledger entry: inserted directly"),
+                    row: true,
+                });
+                continue;
+            };
+            let at = |what: String| Problem { index: Some(a.last_index), kind: kind_at(a.last_index), what, row: true };
+            let (role, status): (String, String) = (r.try_get("role")?, r.try_get("status")?);
+            if role != a.role {
+                report
+                    .problems
+                    .push(at(format!("account {id} has role {role} in the database but {} in the ledger", a.role)));
+            }
+            if status != a.status {
+                report
+                    .problems
+                    .push(at(format!("account {id} is {status} in the database but {} in the ledger", a.status)));
+            }
+            let hash: String = r.try_get("password_hash")?;
+            if crate::credential_commitment(&hash) != a.credential {
+                report.problems.push(at(format!("account {id}'s password hash is not the one the ledger recorded")));
+            }
+            let ledger_hash: String = r.try_get("ledger_hash")?;
+            if from_hex(&ledger_hash) != Some(a.last_leaf) {
+                report.problems.push(at(format!("account {id} does not point at its latest ledger entry")));
+            }
+        }
+        for (id, a) in &replay.accounts {
+            if !seen.contains(id) {
+                report.problems.push(Problem {
+                    index: Some(a.last_index),
+                    kind: kind_at(a.last_index),
+                    what: format!("account {id} is in the ledger but was deleted from the database"),
                     row: true,
                 });
             }

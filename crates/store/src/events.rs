@@ -43,7 +43,7 @@ pub(crate) async fn insert(conn: &mut AnyConnection, e: &SecurityEvent, now_ms: 
     .bind(now_ms)
     .bind(e.kind.as_str())
     .bind(e.severity.as_str())
-    .bind(e.actor.as_str())
+    .bind(e.actor.label().into_owned())
     .bind(e.target.clone())
     .bind(e.request_id.clone())
     .bind(detail_json(e))
@@ -59,7 +59,7 @@ pub(crate) fn log(e: &SecurityEvent) {
         target: "security",
         kind = e.kind.as_str(),
         severity = e.severity.as_str(),
-        actor = e.actor.as_str(),
+        actor = %e.actor.label(),
         target_id = e.target.as_deref().unwrap_or(""),
         request_id = e.request_id.as_deref().unwrap_or(""),
         detail = %detail,

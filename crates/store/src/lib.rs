@@ -8,6 +8,7 @@
 //!
 //! This crate must never build SQL from client text; every value is bound.
 
+mod accounts;
 pub mod audit;
 mod carts;
 mod catalog;
@@ -17,19 +18,22 @@ mod error;
 mod events;
 pub mod ledger;
 mod orders;
+mod passkeys;
+mod sessions;
 mod settings;
+mod throttle;
 mod tx;
 
+pub use accounts::{AccountRow, NewAccount, TotpRow, credential_commitment};
 pub use carts::{CartLineView, CartView};
 pub use catalog::{CollectionView, NewProduct, NewVariant, ProductFilter, ProductPage, ProductView, VariantView};
 pub use db::{Backend, Store, StoreOptions};
 pub use error::StoreError;
 pub use events::StoredEvent;
 pub use orders::{CheckoutOutcome, NewOrder, OrderLineView, OrderView, StatusChange};
+pub use passkeys::PasskeyRow;
+pub use sessions::{ApiTokenRow, NewApiToken, NewSession, SessionRow};
 pub use tx::WriteTx;
-
-/// The settings row holding the bootstrap admin token's hash.
-pub const BOOTSTRAP_TOKEN_SETTING: &str = "bootstrap_admin_token_sha256";
 
 /// SHA-256 of a secret, hex encoded: how secrets are looked up at rest.
 pub fn hash_secret(secret: &str) -> String {

@@ -28,6 +28,14 @@ impl HashingPool {
         Self::new(hasher, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
     }
 
+    /// What the server uses: one core's worth fewer than the machine has
+    /// (at least one), so a flood of sign-ins always leaves a core for
+    /// browsing and checkout.
+    pub fn for_sign_ins(hasher: PasswordHasher) -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Self::new(hasher, cores.saturating_sub(1).max(1))
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&PasswordHasher) -> T + Send + 'static,

@@ -49,6 +49,11 @@ async fn sweep(state: &AppState) {
         Ok(n) => tracing::info!(removed = n, "forgot old idempotency keys"),
         Err(e) => tracing::warn!(error = %e, "idempotency key purge failed; will retry"),
     }
+    match state.store().purge_expired_credentials(state.now_ms()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed expired sessions, links and passkey challenges"),
+        Err(e) => tracing::warn!(error = %e, "credential purge failed; will retry"),
+    }
 }
 
 /// Runs the housekeeping jobs every `every` until `shutdown` changes.

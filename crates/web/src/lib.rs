@@ -4,13 +4,13 @@
 //! through the store, and map every failure to the one error shape. This
 //! crate must never hold SQL (that is `store`) or business rules (`core`).
 
-pub mod admin_auth;
 pub mod cache;
 pub mod clock;
 pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod hashing;
+pub mod identity;
 pub mod jobs;
 pub mod ledger;
 pub mod middleware;
@@ -29,7 +29,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use routes::{admin, carts, catalog, checkout, health, orders};
+use routes::{account, admin, auth, carts, catalog, checkout, health, orders, passkeys, staff};
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -57,11 +57,17 @@ impl Modify for SecuritySchemes {
         let components = openapi.components.get_or_insert_with(Default::default);
         for (name, about) in [
             ("order_token", "The access_token returned by checkout"),
-            ("admin_token", "The bootstrap admin token printed at first start"),
+            ("api_token", "An API token (`sfa_…`) created under /account/api-tokens or with `storefort admin token`"),
         ] {
             let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(about)).build();
             components.add_security_scheme(name, SecurityScheme::Http(scheme));
         }
+        let cookie = utoipa::openapi::security::ApiKeyValue::with_description(
+            identity::cookie::SESSION_COOKIE,
+            "The session cookie set by sign-in; writes also need X-CSRF-Token",
+        );
+        components
+            .add_security_scheme("session", SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(cookie)));
     }
 }
 
@@ -81,7 +87,33 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::set_stock))
         .routes(routes!(admin::get_order))
         .routes(routes!(admin::set_order_status))
-        .routes(routes!(admin::list_events));
+        .routes(routes!(admin::list_events))
+        .routes(routes!(auth::sign_up))
+        .routes(routes!(auth::verify_email))
+        .routes(routes!(auth::sign_in))
+        .routes(routes!(auth::second_factor))
+        .routes(routes!(auth::step_up))
+        .routes(routes!(auth::sign_out))
+        .routes(routes!(auth::session))
+        .routes(routes!(auth::password_reset))
+        .routes(routes!(auth::password_reset_confirm))
+        .routes(routes!(account::list_sessions))
+        .routes(routes!(account::revoke_session))
+        .routes(routes!(account::start_totp, account::remove_totp))
+        .routes(routes!(account::confirm_totp))
+        .routes(routes!(account::regenerate_recovery_codes))
+        .routes(routes!(account::list_tokens, account::create_token))
+        .routes(routes!(account::revoke_token))
+        .routes(routes!(passkeys::start_registration))
+        .routes(routes!(passkeys::finish_registration))
+        .routes(routes!(passkeys::list))
+        .routes(routes!(passkeys::remove))
+        .routes(routes!(passkeys::start_sign_in))
+        .routes(routes!(passkeys::finish_sign_in))
+        .routes(routes!(staff::list_staff, staff::invite_staff))
+        .routes(routes!(staff::change_role))
+        .routes(routes!(staff::staff_sessions, staff::revoke_staff_sessions))
+        .routes(routes!(staff::reset_second_factor));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }
 
@@ -107,6 +139,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     with_default_errors(api_routes().into_openapi())
 }
 
+/// The routes outside the OpenAPI document, with their handlers. Their
+/// permissions are declared in `identity::policy` like every other route.
+pub const PLAIN_ROUTES: [&str; 4] =
+    ["/api/v1/openapi.json", "/.well-known/storefort/ledger-key", "/healthz", "/readyz"];
+
 /// The whole application.
 pub fn app(state: AppState) -> Router {
     let (api, doc) = api_routes().split_for_parts();
@@ -122,6 +159,9 @@ pub fn app(state: AppState) -> Router {
     .route("/.well-known/storefort/ledger-key", get(orders::ledger_key))
     .route("/healthz", get(health::healthz))
     .route("/readyz", get(health::readyz))
+    // Authenticate and authorize every matched route (route_layer: it sees
+    // the route template, and unmatched paths fall through to the 404).
+    .route_layer(axum::middleware::from_fn_with_state(state.clone(), identity::guard::authorize))
     .fallback(middleware::not_found)
     .method_not_allowed_fallback(middleware::method_not_allowed)
     .layer(DefaultBodyLimit::max(max_body))

@@ -74,6 +74,18 @@ impl ServerKey {
         URL_SAFE_NO_PAD.encode(self.mac("storefort/order-access/v1", order_id))
     }
 
+    /// The keyed blind index of a normalized email address: how accounts are
+    /// found by email without a plaintext column to search.
+    pub fn email_index(&self, normalized_email: &str) -> String {
+        hex::encode(self.mac("storefort/email-index/v1", normalized_email))
+    }
+
+    /// The CSRF token of a session: bound to its secret, so it needs no
+    /// storage and dies with the session.
+    pub fn csrf_token(&self, session_token: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac("storefort/csrf/v1", session_token))
+    }
+
     /// Checks a presented order token in constant time.
     pub fn verify_order_access_token(&self, order_id: &str, presented: &str) -> bool {
         secrets_equal(&self.order_access_token(order_id), presented)

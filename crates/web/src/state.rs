@@ -2,6 +2,10 @@
 
 use crate::cache::ResponseCache;
 use crate::clock::Clock;
+use crate::hashing::HashingPool;
+use crate::identity::AuthSettings;
+use crate::identity::mailer::Mailer;
+use crate::identity::passkey::Passkeys;
 use crate::ledger::LedgerSigner;
 use crate::secrets::ServerKey;
 use std::sync::Arc;
@@ -26,6 +30,9 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// How long catalog responses are served from memory; zero disables.
     pub catalog_cache_ttl: Duration,
+    pub auth: AuthSettings,
+    /// Where mail goes when no SMTP relay is configured.
+    pub outbox_dir: std::path::PathBuf,
 }
 
 impl Settings {
@@ -54,6 +61,8 @@ impl Settings {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             catalog_cache_ttl: Duration::from_secs(1),
+            auth: AuthSettings::demo(),
+            outbox_dir: "./storefort-data/outbox".into(),
         }
     }
 }
@@ -69,6 +78,9 @@ struct Inner {
     key: ServerKey,
     catalog_cache: ResponseCache,
     ledger: Arc<LedgerSigner>,
+    hashing: HashingPool,
+    mailer: Mailer,
+    passkeys: Option<Passkeys>,
 }
 
 impl AppState {
@@ -79,8 +91,43 @@ impl AppState {
         key: ServerKey,
         ledger: Arc<LedgerSigner>,
     ) -> Self {
+        let mailer = Mailer::Outbox(settings.outbox_dir.clone());
+        Self::with_mailer(store, settings, clock, key, ledger, mailer)
+    }
+
+    /// As [`AppState::new`], with mail going through `mailer`.
+    pub fn with_mailer(
+        store: Store,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        key: ServerKey,
+        ledger: Arc<LedgerSigner>,
+        mailer: Mailer,
+    ) -> Self {
         let catalog_cache = ResponseCache::new(settings.catalog_cache_ttl);
-        AppState(Arc::new(Inner { store, settings, clock, key, catalog_cache, ledger }))
+        let hashing = HashingPool::for_sign_ins(storefort_auth::PasswordHasher::owasp());
+        let passkeys = match Passkeys::new(&settings.auth.public_origin, &settings.store_name) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "passkeys are unavailable");
+                None
+            }
+        };
+        AppState(Arc::new(Inner { store, settings, clock, key, catalog_cache, ledger, hashing, mailer, passkeys }))
+    }
+
+    /// Password hashing, off the async workers.
+    pub fn hashing(&self) -> &HashingPool {
+        &self.0.hashing
+    }
+
+    pub fn mailer(&self) -> &Mailer {
+        &self.0.mailer
+    }
+
+    /// The WebAuthn relying party, if the public URL allows one.
+    pub fn passkeys(&self) -> Option<&Passkeys> {
+        self.0.passkeys.as_ref()
     }
 
     /// The ledger's signing side.

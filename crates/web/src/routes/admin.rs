@@ -1,12 +1,13 @@
 //! Admin operations: prices, stock, order status, security events.
-//! Every route here requires the bootstrap admin token.
+//! Each route's permission is declared in `identity::policy`; the guard
+//! checks it before the handler runs.
 
 use super::catalog::{VariantOut, variant_out};
 use super::is_uuid;
 use super::orders::{OrderOut, order_out};
-use crate::admin_auth::BootstrapAdmin;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::identity::Principal;
 use crate::middleware::ReqId;
 use crate::state::AppState;
 use axum::Json;
@@ -73,6 +74,15 @@ pub struct EventQuery {
     pub limit: Option<i64>,
 }
 
+/// A change of more than `percent` either way (or from a zero price).
+pub fn big_price_change(old: i64, new: i64, percent: u32) -> bool {
+    if old == 0 {
+        return new != 0;
+    }
+    let diff = i128::from(new - old).abs() * 100;
+    diff > i128::from(old) * i128::from(percent)
+}
+
 fn variant_id(id: &str) -> Result<(), ApiError> {
     if is_uuid(id) { Ok(()) } else { Err(ApiError::not_found("variant")) }
 }
@@ -80,15 +90,16 @@ fn variant_id(id: &str) -> Result<(), ApiError> {
 /// Change a variant's price. Orders already placed keep their price.
 #[utoipa::path(put, path = "/admin/variants/{id}/price", tag = "admin",
     params(("id" = String, Path, description = "Variant id")),
-    request_body = SetPrice, security(("admin_token" = [])),
+    request_body = SetPrice, security(("session" = []), ("api_token" = [])),
     responses(
         (status = 200, description = "The variant with its new price", body = VariantOut),
-        (status = 401, description = "Not an admin", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "Not allowed, or step-up required", body = crate::error::ErrorBody),
         (status = 404, description = "No such variant", body = crate::error::ErrorBody),
         (status = 422, description = "Invalid price", body = crate::error::ErrorBody),
     ))]
 pub async fn set_price(
-    _: BootstrapAdmin,
+    principal: Principal,
     State(state): State<AppState>,
     req: ReqId,
     ApiPath(id): ApiPath<String>,
@@ -104,7 +115,11 @@ pub async fn set_price(
     }
     let price = Money::new(body.amount, currency)
         .map_err(|e| ApiError::unprocessable("invalid_field", format!("amount {e}")).field("amount"))?;
-    let mut tx = state.store().begin_write(state.now_ms(), Actor::BootstrapAdmin.as_str(), req.as_deref()).await?;
+    let current = state.store().variant(&id).await?;
+    if big_price_change(current.price_amount, price.amount, state.settings().auth.price_step_up_percent) {
+        principal.require_step_up(&state)?;
+    }
+    let mut tx = state.store().begin_write(state.now_ms(), &principal.actor().label(), req.as_deref()).await?;
     let old = match tx.set_price(&id, price.amount, price.currency.code()).await {
         Ok(old) => old,
         Err(e) => {
@@ -112,7 +127,7 @@ pub async fn set_price(
             return Err(e.into());
         }
     };
-    let event = SecurityEvent::new(EventKind::PriceChanged, Actor::BootstrapAdmin)
+    let event = SecurityEvent::new(EventKind::PriceChanged, principal.actor())
         .target(id.clone())
         .request(req.as_deref())
         .with("old", old)
@@ -127,15 +142,16 @@ pub async fn set_price(
 /// untouched).
 #[utoipa::path(put, path = "/admin/variants/{id}/stock", tag = "admin",
     params(("id" = String, Path, description = "Variant id")),
-    request_body = SetStock, security(("admin_token" = [])),
+    request_body = SetStock, security(("session" = []), ("api_token" = [])),
     responses(
         (status = 200, description = "The variant with its new stock", body = VariantOut),
-        (status = 401, description = "Not an admin", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "Not allowed, or step-up required", body = crate::error::ErrorBody),
         (status = 404, description = "No such variant", body = crate::error::ErrorBody),
         (status = 422, description = "Invalid count", body = crate::error::ErrorBody),
     ))]
 pub async fn set_stock(
-    _: BootstrapAdmin,
+    principal: Principal,
     State(state): State<AppState>,
     req: ReqId,
     ApiPath(id): ApiPath<String>,
@@ -145,7 +161,7 @@ pub async fn set_stock(
     if !(0..=1_000_000_000).contains(&body.available) {
         return Err(ApiError::unprocessable("invalid_field", "available must be 0 to 1000000000").field("available"));
     }
-    let mut tx = state.store().begin_write(state.now_ms(), Actor::BootstrapAdmin.as_str(), req.as_deref()).await?;
+    let mut tx = state.store().begin_write(state.now_ms(), &principal.actor().label(), req.as_deref()).await?;
     let old = match tx.set_available(&id, body.available).await {
         Ok(old) => old,
         Err(e) => {
@@ -153,7 +169,7 @@ pub async fn set_stock(
             return Err(e.into());
         }
     };
-    let event = SecurityEvent::new(EventKind::StockChanged, Actor::BootstrapAdmin)
+    let event = SecurityEvent::new(EventKind::StockChanged, principal.actor())
         .target(id.clone())
         .request(req.as_deref())
         .with("old", old)
@@ -166,14 +182,14 @@ pub async fn set_stock(
 /// Any order, for staff.
 #[utoipa::path(get, path = "/admin/orders/{id}", tag = "admin",
     params(("id" = String, Path, description = "Order id")),
-    security(("admin_token" = [])),
+    security(("session" = []), ("api_token" = [])),
     responses(
         (status = 200, description = "The order", body = OrderOut),
-        (status = 401, description = "Not an admin", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "Not allowed, or step-up required", body = crate::error::ErrorBody),
         (status = 404, description = "No such order", body = crate::error::ErrorBody),
     ))]
 pub async fn get_order(
-    _: BootstrapAdmin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<OrderOut>, ApiError> {
@@ -188,15 +204,16 @@ pub async fn get_order(
 /// paid/fulfilled → refunded.
 #[utoipa::path(post, path = "/admin/orders/{id}/status", tag = "admin",
     params(("id" = String, Path, description = "Order id")),
-    request_body = SetStatus, security(("admin_token" = [])),
+    request_body = SetStatus, security(("session" = []), ("api_token" = [])),
     responses(
         (status = 200, description = "The order in its new status", body = OrderOut),
-        (status = 401, description = "Not an admin", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "Not allowed, or step-up required", body = crate::error::ErrorBody),
         (status = 404, description = "No such order", body = crate::error::ErrorBody),
         (status = 409, description = "The transition is not allowed", body = crate::error::ErrorBody),
     ))]
 pub async fn set_order_status(
-    _: BootstrapAdmin,
+    principal: Principal,
     State(state): State<AppState>,
     req: ReqId,
     ApiPath(id): ApiPath<String>,
@@ -205,7 +222,15 @@ pub async fn set_order_status(
     if !is_uuid(&id) {
         return Err(ApiError::not_found("order"));
     }
-    change_order_status(&state, &id, body.status, Actor::BootstrapAdmin, req.as_deref()).await?;
+    if body.status == OrderStatus::Refunded {
+        // Money leaves the store: a refund needs its own permission and a
+        // fresh second factor.
+        if !storefort_auth::allows(principal.role, storefort_auth::Permission::Refund) {
+            return Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", "your account may not refund"));
+        }
+        principal.require_step_up(&state)?;
+    }
+    change_order_status(&state, &id, body.status, principal.actor(), req.as_deref()).await?;
     Ok(Json(order_out(state.store().order(&id).await?)?))
 }
 
@@ -217,7 +242,7 @@ pub async fn change_order_status(
     actor: Actor,
     request_id: Option<&str>,
 ) -> Result<(), StoreError> {
-    let mut tx = state.store().begin_write(state.now_ms(), actor.as_str(), request_id).await?;
+    let mut tx = state.store().begin_write(state.now_ms(), &actor.label(), request_id).await?;
     let change = match tx.transition_order(order_id, to).await {
         Ok(c) => c,
         Err(e) => {
@@ -240,13 +265,13 @@ pub async fn change_order_status(
 
 /// Recent security events, newest first.
 #[utoipa::path(get, path = "/admin/events", tag = "admin", params(EventQuery),
-    security(("admin_token" = [])),
+    security(("session" = []), ("api_token" = [])),
     responses(
         (status = 200, description = "Events", body = EventList),
-        (status = 401, description = "Not an admin", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "Not allowed, or step-up required", body = crate::error::ErrorBody),
     ))]
 pub async fn list_events(
-    _: BootstrapAdmin,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<EventQuery>,
 ) -> Result<Json<EventList>, ApiError> {

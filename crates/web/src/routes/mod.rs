@@ -1,11 +1,15 @@
 //! The JSON API under `/api/v1`, one module per area.
 
+pub mod account;
 pub mod admin;
+pub mod auth;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;
 pub mod health;
 pub mod orders;
+pub mod passkeys;
+pub mod staff;
 
 use crate::error::ApiError;
 use storefort_core::{Currency, Money};

@@ -1,0 +1,396 @@
+//! Identity and access over HTTP: sign-up, sign-in, second factors,
+//! sessions, CSRF, API tokens, step-up, throttling, enumeration and the
+//! route-permission walk.
+
+use crate::accounts::{Browser, ORIGIN, PASSWORD, provision};
+use crate::support::{TestApp, read, spawn};
+use reqwest::Method;
+use serde_json::json;
+
+/// The newest mail in the outbox, and the token in it.
+async fn last_mail_token(app: &TestApp) -> (String, Option<String>) {
+    let dir = app.dir.path().join("outbox");
+    for _ in 0..100 {
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        if let Some(last) = files.last() {
+            let text = std::fs::read_to_string(last).expect("mail");
+            let token = text.split("Your code: ").nth(1).map(|t| t.chars().take(43).collect());
+            return (text, token);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no mail in the outbox");
+}
+
+async fn clear_outbox(app: &TestApp) {
+    let _ = std::fs::remove_dir_all(app.dir.path().join("outbox"));
+}
+
+async fn events_of(app: &TestApp, kind: &str) -> Vec<serde_json::Value> {
+    let r = app.admin(Method::GET, "/api/v1/admin/events?limit=500", None).await;
+    r.body["items"].as_array().expect("items").iter().filter(|e| e["kind"] == kind).cloned().collect()
+}
+
+#[tokio::test]
+async fn customers_sign_up_verify_sign_in_and_out_with_a_host_cookie() {
+    let app = spawn().await;
+    let mut b = Browser::new(&app);
+    let r = b.post("/api/v1/auth/sign-up", json!({"email": "Grace@Example.com", "password": "short"})).await;
+    assert_eq!((r.status, r.code()), (422, "weak_password"));
+    let r = b.post("/api/v1/auth/sign-up", json!({"email": "grace@example.com", "password": "password123"})).await;
+    assert_eq!((r.status, r.code()), (422, "weak_password"), "common passwords are refused");
+    let r = b.post("/api/v1/auth/sign-up", json!({"email": "grace@example.com", "password": PASSWORD})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let (_, token) = last_mail_token(&app).await;
+    let token = token.expect("verification token");
+    // Not verified yet: the right password is not enough.
+    let creds = json!({"email": "grace@example.com", "password": PASSWORD});
+    let r = b.post("/api/v1/auth/sign-in", creds.clone()).await;
+    assert_eq!((r.status, r.code()), (403, "email_not_verified"));
+    assert_eq!(b.post("/api/v1/auth/verify-email", json!({"token": token})).await.status, 200);
+    let r = b.post("/api/v1/auth/verify-email", json!({"token": token})).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_token"), "a link works once");
+
+    // Sign-up again with the same email: the same answer, a different mail.
+    clear_outbox(&app).await;
+    let r = b.post("/api/v1/auth/sign-up", json!({"email": "GRACE@example.com", "password": PASSWORD})).await;
+    assert_eq!(r.status, 202);
+    let (mail, token) = last_mail_token(&app).await;
+    assert!(token.is_none() && mail.contains("Subject: Your Storefort Demo Store account"), "{mail}");
+
+    let resp = app
+        .client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .header("origin", ORIGIN)
+        .json(&creds)
+        .send()
+        .await
+        .expect("send");
+    let cookie = resp.headers().get("set-cookie").expect("cookie").to_str().expect("ascii").to_owned();
+    assert!(cookie.starts_with("__Host-storefort_session="), "{cookie}");
+    for attr in ["; Path=/", "; Secure", "; HttpOnly", "; SameSite=Lax", "; Max-Age="] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    let r = b.post("/api/v1/auth/sign-in", creds).await;
+    assert_eq!(r.body["status"], "signed_in", "{}", r.body);
+    let r = b.get("/api/v1/auth/session").await;
+    assert_eq!((r.status, r.body["role"].as_str()), (200, Some("customer")));
+    // A customer session on a staff route: refused and recorded.
+    let r = b.get("/api/v1/admin/events").await;
+    assert_eq!((r.status, r.code()), (403, "forbidden"));
+    let old_cookie = b.cookie.clone();
+    assert_eq!(b.post("/api/v1/auth/sign-out", json!({})).await.status, 200);
+    b.cookie = old_cookie;
+    let r = b.get("/api/v1/auth/session").await;
+    assert_eq!((r.status, r.code()), (401, "session_expired"), "a cookie after sign-out is dead");
+    assert!(!events_of(&app, "access_denied").await.is_empty());
+    assert!(!events_of(&app, "credential_rejected").await.is_empty());
+}
+
+#[tokio::test]
+async fn staff_without_a_second_factor_may_only_enroll_then_totp_and_recovery_codes_work() {
+    let app = spawn().await;
+    let mut staff = provision(&app.store, &app.state, "sam@example.com", "staff").await;
+    // Remove the factor provisioning gave, as an owner's reset would.
+    let mut tx = app.store.begin_write(0, "operator", None).await.expect("tx");
+    tx.remove_totp(&staff.id).await.expect("remove");
+    tx.append("second_factor_reset", vec![staff.id.clone()], json!({})).await.expect("append");
+    tx.commit(storefort_core::SecurityEvent::new(
+        storefort_core::EventKind::SecondFactorReset,
+        storefort_core::Actor::Operator,
+    ))
+    .await
+    .expect("commit");
+    staff.totp = None;
+
+    let mut b = Browser::new(&app);
+    let r = b.sign_in(&staff).await;
+    assert_eq!(r.body["status"], "enrollment_required", "{}", r.body);
+    // Every staff route refuses until a factor is enrolled.
+    let doc = storefort_web::openapi();
+    let mut refused = 0;
+    for (path, item) in &doc.paths.paths {
+        for (method, op) in [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("DELETE", &item.delete)] {
+            let Some(_) = op else { continue };
+            let route = path.clone();
+            let permission =
+                storefort_web::identity::policy::required(&method.parse().expect("method"), &route).expect("declared");
+            if matches!(permission, storefort_auth::Permission::Public | storefort_auth::Permission::SignedIn) {
+                continue;
+            }
+            let concrete = route.replace("{id}", "0190a0a0-0000-7000-8000-000000000000");
+            let body = (method != "GET").then(|| json!({}));
+            let r = b.send(method.parse().expect("method"), &concrete, body).await;
+            assert_eq!((r.status, r.code()), (403, "second_factor_enrollment_required"), "{method} {route}");
+            refused += 1;
+        }
+    }
+    assert!(refused >= 15, "{refused}");
+
+    let r = b.post("/api/v1/account/totp", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["otpauth_uri"].as_str().expect("uri").starts_with("otpauth://totp/"));
+    assert!(r.body["qr_svg"].as_str().expect("svg").contains("<svg"));
+    let raw = app.store.totp(&staff.id).await.expect("read").expect("pending").secret;
+    staff.totp = Some(raw);
+    let r = b.post("/api/v1/account/totp/confirm", json!({"totp": "000000"})).await;
+    assert_eq!((r.status, r.code()), (401, "invalid_second_factor"));
+    let now = app.now_s();
+    let r = b.post("/api/v1/account/totp/confirm", json!({"totp": staff.code_at(now)})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let codes: Vec<String> = r.body["recovery_codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("code").to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    assert!(r.headers.get("set-cookie").expect("rotated").to_str().expect("ascii").contains("SameSite=Strict"));
+    let r = b.get("/api/v1/admin/orders/0190a0a0-0000-7000-8000-000000000000").await;
+    assert_eq!((r.status, r.code()), (404, "not_found"), "staff routes work after enrollment");
+
+    // Next sign-in: password, then the code; the same code again is a replay.
+    app.clock.advance_ms(30_000);
+    let mut b = Browser::new(&app);
+    let r = b.post("/api/v1/auth/sign-in", json!({"email": staff.email, "password": staff.password})).await;
+    assert_eq!(r.body["status"], "second_factor_required", "{}", r.body);
+    assert_eq!(b.get("/api/v1/auth/session").await.code(), "second_factor_required");
+    let code = staff.code_at(app.now_s());
+    let r = b.post("/api/v1/auth/second-factor", json!({"totp": code})).await;
+    assert_eq!(r.body["status"], "signed_in", "{}", r.body);
+    let mut again = Browser::new(&app);
+    again.post("/api/v1/auth/sign-in", json!({"email": staff.email, "password": staff.password})).await;
+    let r = again.post("/api/v1/auth/second-factor", json!({"totp": code})).await;
+    assert_eq!((r.status, r.code()), (401, "invalid_second_factor"), "replayed code");
+    // A recovery code works, once.
+    let r = again.post("/api/v1/auth/second-factor", json!({"recovery_code": codes[0]})).await;
+    assert_eq!(r.body["status"], "signed_in", "{}", r.body);
+    let mut third = Browser::new(&app);
+    third.post("/api/v1/auth/sign-in", json!({"email": staff.email, "password": staff.password})).await;
+    let r = third.post("/api/v1/auth/second-factor", json!({"recovery_code": codes[0]})).await;
+    assert_eq!((r.status, r.code()), (401, "invalid_second_factor"));
+    // Staff sessions end after 30 idle minutes.
+    app.clock.advance_ms(31 * 60_000);
+    assert_eq!(b.get("/api/v1/auth/session").await.code(), "session_expired");
+}
+
+#[tokio::test]
+async fn every_route_declares_a_permission() {
+    let doc = storefort_web::openapi();
+    let mut checked = 0;
+    for (path, item) in &doc.paths.paths {
+        let ops = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+            ("PATCH", &item.patch),
+        ];
+        for (method, op) in ops {
+            if op.is_some() {
+                let route = path.clone();
+                assert!(
+                    storefort_web::identity::policy::required(&method.parse().expect("method"), &route).is_some(),
+                    "{method} {route} declares no permission"
+                );
+                checked += 1;
+            }
+        }
+    }
+    for route in storefort_web::PLAIN_ROUTES {
+        assert!(storefort_web::identity::policy::required(&Method::GET, route).is_some(), "{route}");
+    }
+    assert!(checked >= 40, "{checked}");
+}
+
+#[tokio::test]
+async fn cookie_writes_need_the_csrf_token_and_the_stores_origin() {
+    let app = spawn().await;
+    let mut b = app.owner_browser().await;
+    let csrf = b.csrf.take();
+    let r = b.post("/api/v1/auth/sign-out", json!({})).await;
+    assert_eq!((r.status, r.code()), (403, "csrf_failed"));
+    b.csrf = csrf;
+    let resp = app
+        .client
+        .post(app.url("/api/v1/auth/sign-out"))
+        .header("origin", "https://evil.example")
+        .header("cookie", format!("__Host-storefort_session={}", b.cookie.clone().expect("cookie")))
+        .header("x-csrf-token", b.csrf.clone().expect("csrf"))
+        .send()
+        .await
+        .expect("send");
+    let r = read(resp).await;
+    assert_eq!((r.status, r.code()), (403, "csrf_failed"));
+    assert_eq!(b.post("/api/v1/auth/sign-out", json!({})).await.status, 200);
+    assert!(events_of(&app, "csrf_rejected").await.len() >= 2);
+}
+
+#[tokio::test]
+async fn step_up_guards_api_tokens_and_tokens_are_scoped_and_expire() {
+    let app = spawn().await;
+    let mut owner = app.owner_browser().await;
+    app.clock.advance_ms(6 * 60_000);
+    let body = json!({"name": "sync", "scopes": ["read_orders"], "expires_in_days": 1});
+    let r = owner.post("/api/v1/account/api-tokens", body.clone()).await;
+    assert_eq!((r.status, r.code()), (403, "step_up_required"));
+    let r = owner.post("/api/v1/auth/step-up", json!({"totp": app.owner.code_at(app.now_s())})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = owner
+        .post("/api/v1/account/api-tokens", json!({"name": "x", "scopes": ["manage_staff"], "expires_in_days": 1}))
+        .await;
+    assert_eq!((r.status, r.code()), (422, "invalid_scope"));
+    let r = owner.post("/api/v1/account/api-tokens", body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let token = r.body["token"].as_str().expect("token").to_owned();
+    assert!(token.starts_with("sfa_"));
+    let with = |path: &str| app.client.get(app.url(path)).bearer_auth(&token).send();
+    let r = read(with("/api/v1/admin/orders/0190a0a0-0000-7000-8000-000000000000").await.expect("send")).await;
+    assert_eq!(r.status, 404, "read_orders scope reaches order reads");
+    let r = read(with("/api/v1/admin/events").await.expect("send")).await;
+    assert_eq!((r.status, r.code()), (403, "insufficient_scope"));
+    app.clock.advance_ms(86_400_000 + 1);
+    let r = read(with("/api/v1/admin/orders/0190a0a0-0000-7000-8000-000000000000").await.expect("send")).await;
+    assert_eq!((r.status, r.code()), (401, "token_expired"));
+}
+
+#[tokio::test]
+async fn failures_back_off_then_lock_with_an_event_and_the_lock_expires() {
+    let app = spawn().await;
+    let customer = provision(&app.store, &app.state, "lin@example.com", "customer").await;
+    let wrong = json!({"email": customer.email, "password": "not-the-password"});
+    let mut b = Browser::new(&app);
+    for attempt in 1..=10 {
+        let r = b.post("/api/v1/auth/sign-in", wrong.clone()).await;
+        assert_eq!((r.status, r.code()), (401, "invalid_credentials"), "attempt {attempt}");
+        if (4..10).contains(&attempt) {
+            // Backing off: the next try is refused unchecked.
+            let r = b.post("/api/v1/auth/sign-in", wrong.clone()).await;
+            assert_eq!((r.status, r.code()), (429, "too_many_attempts"), "attempt {attempt}");
+            assert!(r.headers.get("retry-after").is_some());
+            app.clock.advance_ms(61_000);
+        }
+    }
+    let right = json!({"email": customer.email, "password": customer.password});
+    let r = b.post("/api/v1/auth/sign-in", right.clone()).await;
+    assert_eq!((r.status, r.code()), (429, "too_many_attempts"), "locked even with the right password");
+    let locks = events_of(&app, "account_locked").await;
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0]["severity"], "critical");
+    app.clock.advance_ms(15 * 60_000 + 1);
+    let r = b.post("/api/v1/auth/sign-in", right).await;
+    assert_eq!(r.body["status"], "signed_in", "{}", r.body);
+    // Unknown emails are throttled the same way, so throttling reveals nothing.
+    let ghost = json!({"email": "nobody@example.com", "password": "not-the-password"});
+    for _ in 0..4 {
+        b.post("/api/v1/auth/sign-in", ghost.clone()).await;
+    }
+    assert_eq!(b.post("/api/v1/auth/sign-in", ghost).await.code(), "too_many_attempts");
+}
+
+#[tokio::test]
+async fn unknown_emails_and_wrong_passwords_look_and_take_the_same() {
+    let app = spawn().await;
+    const N: usize = 15;
+    let mut accounts = Vec::new();
+    for i in 0..N {
+        accounts.push(provision(&app.store, &app.state, &format!("user{i}@example.com"), "customer").await);
+    }
+    let mut unknown = Vec::new();
+    let mut wrong = Vec::new();
+    for (i, account) in accounts.iter().enumerate() {
+        for (email, times) in [(format!("ghost{i}@example.com"), &mut unknown), (account.email.clone(), &mut wrong)] {
+            // Past every backoff window, so throttling never answers instead.
+            app.clock.advance_ms(61_000);
+            let started = std::time::Instant::now();
+            let r = app.post("/api/v1/auth/sign-in", json!({"email": email, "password": "Wrong-password-1"})).await;
+            times.push(started.elapsed().as_secs_f64());
+            assert_eq!((r.status, r.code()), (401, "invalid_credentials"));
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (u, w) = (median(&mut unknown), median(&mut wrong));
+    let diff = (u - w).abs() / u.min(w);
+    assert!(diff < 0.20, "median unknown {u:.4}s vs wrong password {w:.4}s differ by {:.0}%", diff * 100.0);
+    // Reset requests answer the same for both.
+    let a = app.post("/api/v1/auth/password-reset", json!({"email": "ghost@example.com"})).await;
+    let b = app.post("/api/v1/auth/password-reset", json!({"email": accounts[0].email})).await;
+    assert_eq!((a.status, a.body.clone()), (b.status, b.body.clone()));
+}
+
+#[tokio::test]
+async fn password_reset_ends_every_session_and_works_once() {
+    let app = spawn().await;
+    let customer = provision(&app.store, &app.state, "rita@example.com", "customer").await;
+    let mut old = Browser::new(&app);
+    assert_eq!(old.sign_in(&customer).await.body["status"], "signed_in");
+    clear_outbox(&app).await;
+    assert_eq!(app.post("/api/v1/auth/password-reset", json!({"email": customer.email})).await.status, 202);
+    let (_, token) = last_mail_token(&app).await;
+    let token = token.expect("token");
+    let new_password = "saffron-glacier-tuba-meadow";
+    let r = app.post("/api/v1/auth/password-reset/confirm", json!({"token": token, "password": new_password})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = app.post("/api/v1/auth/password-reset/confirm", json!({"token": token, "password": new_password})).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_token"));
+    assert_eq!(old.get("/api/v1/auth/session").await.code(), "session_expired");
+    let r = app.post("/api/v1/auth/sign-in", json!({"email": customer.email, "password": new_password})).await;
+    assert_eq!(r.body["status"], "signed_in");
+}
+
+#[tokio::test]
+async fn owners_manage_staff_and_everything_is_in_the_ledger_without_emails() {
+    let app = spawn().await;
+    let staff = provision(&app.store, &app.state, "sue@example.com", "staff").await;
+    let mut sue = Browser::new(&app);
+    assert_eq!(sue.sign_in(&staff).await.body["status"], "signed_in");
+    let mut owner = app.owner_browser().await;
+    let r = owner.get(&format!("/api/v1/admin/staff/{}/sessions", staff.id)).await;
+    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1), "{}", r.body);
+    let r = owner
+        .send(Method::PUT, &format!("/api/v1/admin/staff/{}/role", staff.id), Some(json!({"role": "support"})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(sue.get("/api/v1/auth/session").await.code(), "session_expired", "a role change ends sessions");
+    let mut sue = Browser::new(&app);
+    app.clock.advance_ms(30_000);
+    assert_eq!(sue.sign_in(&staff).await.body["status"], "signed_in");
+    let r = sue
+        .send(
+            Method::PUT,
+            "/api/v1/admin/variants/0190a0a0-0000-7000-8000-000000000000/stock",
+            Some(json!({"available": 1})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (403, "forbidden"), "support cannot edit the catalog");
+    let r = owner.send(Method::DELETE, &format!("/api/v1/admin/staff/{}/sessions", staff.id), None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(sue.get("/api/v1/auth/session").await.code(), "session_expired");
+    // Staff cannot manage staff.
+    let r = sue.get("/api/v1/admin/staff").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(events_of(&app, "role_changed").await.len(), 1);
+
+    let entries = app.store.ledger_entries(0, app.store.ledger_size().await.expect("size")).await.expect("entries");
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    for kind in ["account_created", "signed_in", "role_changed", "sessions_revoked"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    for e in &entries {
+        assert!(!e.entry.contains('@'), "personal data in the ledger: {}", e.entry);
+    }
+    let report = crate::ledger::audit(&app).await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
