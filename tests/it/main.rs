@@ -10,4 +10,5 @@ mod crash;
 mod hostile;
 mod identity;
 mod ledger;
+mod passkeys;
 mod support;

@@ -50,6 +50,10 @@ pub struct PasskeyItem {
     pub id: String,
     pub created_at: String,
     pub last_used_at: Option<String>,
+    /// After registration: the new session's CSRF token (the session is
+    /// replaced, as at every change of privilege).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -186,7 +190,12 @@ pub async fn finish_registration(
             e
         }
     })?;
-    let item = PasskeyItem { id: row.id, created_at: crate::clock::rfc3339(row.created_at), last_used_at: None };
+    let item = PasskeyItem {
+        id: row.id,
+        created_at: crate::clock::rfc3339(row.created_at),
+        last_used_at: None,
+        csrf_token: issued.as_ref().map(|i| state.key().csrf_token(&i.token)),
+    };
     let mut response = (StatusCode::CREATED, Json(item)).into_response();
     if let Some(i) = issued {
         cookie::set(response.headers_mut(), i.cookie(state.now_ms()));
@@ -207,6 +216,7 @@ pub async fn list(State(state): State<AppState>, principal: Principal) -> Result
             id: p.id,
             created_at: crate::clock::rfc3339(p.created_at),
             last_used_at: p.last_used_at.map(crate::clock::rfc3339),
+            csrf_token: None,
         })
         .collect();
     Ok(Json(PasskeyList { items }))
