@@ -301,6 +301,58 @@ async fn checkout_phase(backend: &str, base: &str, variants: Vec<String>) -> Res
     .await
 }
 
+/// Sign-ins per second at the production Argon2id parameters, and catalog
+/// GET latency with and without a 64-connection sign-in flood running at
+/// the same time (the hashing pool must keep the store responsive).
+async fn signin_phases(backend: &str, url: String) -> Vec<Result> {
+    let (base, _, store, products, _) = store_app(url, true).await;
+    // store_app's state has its own server key; make an app that shares
+    // this one so the account's email index matches.
+    let key = ServerKey::generate().expect("rng");
+    let now = SystemClock.now_ms();
+    let signer = storefort_web::ledger::open_signer(&store, &[3; 32], Some("bench.storefort/ledger"), None, now)
+        .await
+        .expect("ledger");
+    let state = AppState::new(store.clone(), Settings::demo(), Arc::new(SystemClock), key.clone(), signer);
+    let auth_base = serve(storefort_web::app(state)).await;
+    let password = "velvet-harbor-quartz-lantern";
+    let email = storefort_core::Email::parse("bench@example.com").expect("email");
+    let mut tx = store.begin_write(now, "operator", None).await.expect("tx");
+    tx.insert_account(&storefort_store::NewAccount {
+        id: uuid::Uuid::now_v7().to_string(),
+        email: email.as_str().into(),
+        email_index: key.email_index(&storefort_web::identity::email_key(&email)),
+        role: "customer".into(),
+        password_hash: storefort_auth::PasswordHasher::owasp().hash(password).expect("hash"),
+        email_verified: true,
+    })
+    .await
+    .expect("account");
+    tx.commit(storefort_core::SecurityEvent::new(
+        storefort_core::EventKind::AccountCreated,
+        storefort_core::Actor::Operator,
+    ))
+    .await
+    .expect("commit");
+    let get = |name: String| {
+        let b = base.clone();
+        let p = Arc::new(products.clone());
+        drive(&name, move |c, n| {
+            let url = format!("{b}/api/v1/products/{}", p[n % p.len()]);
+            async move { Some(c.get(url).send().await.map(|r| r.status() == 200).unwrap_or(false)) }
+        })
+    };
+    let quiet = get(format!("{backend}: GET /products/{{id}}, no sign-ins")).await;
+    let body = json!({"email": email.as_str(), "password": password});
+    let flood = drive(&format!("{backend}: POST /auth/sign-in (flood)"), move |c, _| {
+        let url = format!("{auth_base}/api/v1/auth/sign-in");
+        let body = body.clone();
+        async move { Some(c.post(url).json(&body).send().await.map(|r| r.status() == 200).unwrap_or(false)) }
+    });
+    let (flooded, busy) = tokio::join!(flood, get(format!("{backend}: GET /products/{{id}}, during sign-in flood")));
+    vec![quiet, flooded, busy]
+}
+
 fn print(results: &[Result], baseline: &Result) {
     println!();
     println!("| scenario | requests | errors | req/s | p50 ms | p99 ms | ratio to bare |");
@@ -330,6 +382,10 @@ fn main() {
         eprintln!("storefort on SQLite (WAL, group commit: every acknowledged write flushed)");
         let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
         results.extend(store_phases("SQLite", sqlite).await);
+        if wanted("signin") {
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench-signin.db").display());
+            results.extend(signin_phases("SQLite", url).await);
+        }
         if wanted("checkout") {
             let bare = format!("sqlite://{}?mode=rwc", dir.path().join("bench-no-ledger.db").display());
             results.push(checkout_without_ledger("SQLite", bare).await);
