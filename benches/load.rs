@@ -304,7 +304,7 @@ async fn checkout_phase(backend: &str, base: &str, variants: Vec<String>) -> Res
 /// Sign-ins per second at the production Argon2id parameters, and catalog
 /// GET latency with and without a 64-connection sign-in flood running at
 /// the same time (the hashing pool must keep the store responsive).
-async fn signin_phases(backend: &str, url: String) -> Vec<Result> {
+async fn signin_phases(url: String) -> Vec<Result> {
     let (base, _, store, products, _) = store_app(url, true).await;
     // store_app's state has its own server key; make an app that shares
     // this one so the account's email index matches.
@@ -334,22 +334,22 @@ async fn signin_phases(backend: &str, url: String) -> Vec<Result> {
     ))
     .await
     .expect("commit");
-    let get = |name: String| {
+    let get = |name: &'static str| {
         let b = base.clone();
         let p = Arc::new(products.clone());
-        drive(&name, move |c, n| {
+        drive(name, move |c, n| {
             let url = format!("{b}/api/v1/products/{}", p[n % p.len()]);
             async move { Some(c.get(url).send().await.map(|r| r.status() == 200).unwrap_or(false)) }
         })
     };
-    let quiet = get(format!("{backend}: GET /products/{{id}}, no sign-ins")).await;
+    let quiet = get("SQLite: GET /products/{id}, no sign-ins").await;
     let body = json!({"email": email.as_str(), "password": password});
-    let flood = drive(&format!("{backend}: POST /auth/sign-in (flood)"), move |c, _| {
+    let flood = drive("SQLite: POST /auth/sign-in (flood)", move |c, _| {
         let url = format!("{auth_base}/api/v1/auth/sign-in");
         let body = body.clone();
         async move { Some(c.post(url).json(&body).send().await.map(|r| r.status() == 200).unwrap_or(false)) }
     });
-    let (flooded, busy) = tokio::join!(flood, get(format!("{backend}: GET /products/{{id}}, during sign-in flood")));
+    let (flooded, busy) = tokio::join!(flood, get("SQLite: GET /products/{id}, during sign-in flood"));
     vec![quiet, flooded, busy]
 }
 
@@ -384,7 +384,7 @@ fn main() {
         results.extend(store_phases("SQLite", sqlite).await);
         if wanted("signin") {
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench-signin.db").display());
-            results.extend(signin_phases("SQLite", url).await);
+            results.extend(signin_phases(url).await);
         }
         if wanted("checkout") {
             let bare = format!("sqlite://{}?mode=rwc", dir.path().join("bench-no-ledger.db").display());
