@@ -81,6 +81,9 @@ pub struct MailSection {
     /// Better set as STOREFORT_MAIL__SMTP_PASSWORD than in the file.
     pub smtp_password: String,
     pub from: String,
+    /// `starttls` (required upgrade, port 587), `tls` (port 465), or `none`
+    /// (only for a relay on loopback).
+    pub smtp_tls: String,
     /// Empty: `<data_dir>/outbox`.
     pub outbox_dir: String,
 }
@@ -93,6 +96,7 @@ impl Default for MailSection {
             smtp_username: String::new(),
             smtp_password: String::new(),
             from: "Storefort <no-reply@localhost>".into(),
+            smtp_tls: "starttls".into(),
             outbox_dir: String::new(),
         }
     }
@@ -428,6 +432,7 @@ impl Config {
         }
         check_rate("tax.default_bp", self.tax.default_bp)?;
         let auth = self.auth_settings()?;
+        self.check_mail()?;
         Ok(Settings {
             auth,
             outbox_dir: self.outbox_dir(),
@@ -460,6 +465,16 @@ impl Config {
             Some(host) if !host.is_empty() && !host.contains('/') => Ok(url.to_owned()),
             _ => Err(key_error("auth.public_url", "must be an origin such as https://shop.example (no path)")),
         }
+    }
+
+    fn check_mail(&self) -> Result<()> {
+        use storefort_web::identity::mailer::{SmtpTls, is_loopback};
+        let tls = SmtpTls::parse(&self.mail.smtp_tls)
+            .ok_or_else(|| key_error("mail.smtp_tls", "must be starttls, tls or none"))?;
+        if !self.mail.smtp_host.is_empty() && tls == SmtpTls::LoopbackPlain && !is_loopback(&self.mail.smtp_host) {
+            return Err(key_error("mail.smtp_tls", "may be none only for a loopback smtp_host"));
+        }
+        Ok(())
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

@@ -7,7 +7,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
 use storefort_store::{Store, StoreOptions};
-use storefort_web::identity::mailer::{Mailer, SmtpConfig};
+use storefort_web::identity::mailer::{Mailer, SmtpConfig, SmtpTls};
 use storefort_web::{AppState, SystemClock, demo, jobs, ledger};
 use tokio::sync::watch;
 
@@ -63,6 +63,8 @@ pub fn mailer(cfg: &Config) -> Result<Mailer> {
         username: cfg.mail.smtp_username.clone(),
         password: cfg.mail.smtp_password.clone(),
         from: cfg.mail.from.clone(),
+        tls: SmtpTls::parse(&cfg.mail.smtp_tls)
+            .ok_or_else(|| anyhow::anyhow!("invalid configuration: `mail.smtp_tls` must be starttls, tls or none"))?,
     })
     .map_err(|e| anyhow::anyhow!("invalid configuration: mail: {e}"))
 }

@@ -36,9 +36,20 @@ impl TestAccount {
 
 /// An active, verified account; staff roles get a confirmed TOTP secret.
 pub async fn provision(store: &Store, state: &AppState, email: &str, role: &str) -> TestAccount {
+    provision_with(store, state, email, role, &PasswordHasher::owasp()).await
+}
+
+/// As [`provision`], with the password hashed by `hasher`.
+pub async fn provision_with(
+    store: &Store,
+    state: &AppState,
+    email: &str,
+    role: &str,
+    hasher: &PasswordHasher,
+) -> TestAccount {
     let id = uuid::Uuid::now_v7().to_string();
     let parsed = Email::parse(email).expect("email");
-    let hash = PasswordHasher::owasp().hash(PASSWORD).expect("hash");
+    let hash = hasher.hash(PASSWORD).expect("hash");
     let mut tx = store.begin_write(0, "operator", None).await.expect("tx");
     tx.insert_account(&NewAccount {
         id: id.clone(),
@@ -52,7 +63,8 @@ pub async fn provision(store: &Store, state: &AppState, email: &str, role: &str)
     .expect("account");
     let totp = if AccountRole::parse(role).expect("role").is_staff() {
         let secret = TotpSecret::generate().expect("secret");
-        tx.begin_totp(&id, secret.as_bytes()).await.expect("totp");
+        let sealed = storefort_web::identity::seal_totp(state, &id, &secret).expect("seal");
+        tx.begin_totp(&id, &sealed).await.expect("totp");
         tx.confirm_totp(&id, &[recovery::hash("test-recovery-code")]).await.expect("confirm");
         Some(secret.as_bytes().to_vec())
     } else {

@@ -10,5 +10,6 @@ mod crash;
 mod hostile;
 mod identity;
 mod ledger;
+mod mail;
 mod passkeys;
 mod support;

@@ -59,7 +59,16 @@ fn init_test_logging() {
     }
 }
 
-pub async fn spawn_with(mut settings: Settings) -> TestApp {
+pub async fn spawn_with(settings: Settings) -> TestApp {
+    spawn_full(settings, None).await
+}
+
+/// A store whose mail goes through `mailer` instead of the outbox.
+pub async fn spawn_with_mailer(mailer: storefort_web::identity::mailer::Mailer) -> TestApp {
+    spawn_full(Settings::demo(), Some(mailer)).await
+}
+
+async fn spawn_full(mut settings: Settings, mailer: Option<storefort_web::identity::mailer::Mailer>) -> TestApp {
     init_test_logging();
     let dir = tempfile::tempdir().expect("temp dir");
     settings.outbox_dir = dir.path().join("outbox");
@@ -83,7 +92,10 @@ pub async fn spawn_with(mut settings: Settings) -> TestApp {
     )
     .await
     .expect("ledger");
-    let state = AppState::new(store.clone(), settings, Arc::new(clock.clone()), key, signer);
+    let state = match mailer {
+        Some(m) => AppState::with_mailer(store.clone(), settings, Arc::new(clock.clone()), key, signer, m),
+        None => AppState::new(store.clone(), settings, Arc::new(clock.clone()), key, signer),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = storefort_web::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();

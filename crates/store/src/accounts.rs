@@ -51,7 +51,8 @@ pub struct NewAccount {
 /// A TOTP credential as stored.
 #[derive(Debug, Clone)]
 pub struct TotpRow {
-    pub secret: Vec<u8>,
+    /// The secret as the web layer sealed it (encrypted; opaque here).
+    pub secret: String,
     pub confirmed: bool,
     pub last_step: Option<u64>,
 }
@@ -110,10 +111,9 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         let Some(r) = row else { return Ok(None) };
-        let secret: String = r.try_get("secret")?;
         let last_step: i64 = r.try_get("last_step")?;
         Ok(Some(TotpRow {
-            secret: hex::decode(secret).map_err(|_| StoreError::Corrupt { what: "TOTP secret" })?,
+            secret: r.try_get("secret")?,
             confirmed: r.try_get::<Option<i64>, _>("confirmed_at")?.is_some(),
             last_step: u64::try_from(last_step).ok(),
         }))
@@ -238,7 +238,7 @@ impl WriteTx {
 
     /// Starts (or restarts) TOTP enrollment with a new, unconfirmed secret.
     /// Refused while a confirmed credential exists: that needs a reset.
-    pub async fn begin_totp(&mut self, account_id: &str, secret: &[u8]) -> Result<(), StoreError> {
+    pub async fn begin_totp(&mut self, account_id: &str, sealed_secret: &str) -> Result<(), StoreError> {
         let done = sqlx::query(
             "INSERT INTO totp_credentials (account_id, secret, confirmed_at, last_step, created_at) \
              VALUES ($1, $2, NULL, -1, $3) \
@@ -246,7 +246,7 @@ impl WriteTx {
              created_at = excluded.created_at WHERE totp_credentials.confirmed_at IS NULL",
         )
         .bind(account_id)
-        .bind(hex::encode(secret))
+        .bind(sealed_secret)
         .bind(self.now_ms)
         .execute(&mut *self.tx)
         .await?;

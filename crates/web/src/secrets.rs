@@ -30,6 +30,14 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
+/// Marks the sealing format, so a later one can be told apart.
+const SEAL_VERSION: &str = "v1.";
+
+/// A sealed value did not open: wrong key, wrong binding, or corrupt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a sealed secret could not be opened (wrong key, wrong record, or corrupt)")]
+pub struct SealError;
+
 /// The store's 256-bit server key, from which purpose-bound subkeys are
 /// derived with HMAC. Zeroed on drop; never printed.
 #[derive(Clone)]
@@ -86,6 +94,46 @@ impl ServerKey {
         URL_SAFE_NO_PAD.encode(self.mac("storefort/csrf/v1", session_token))
     }
 
+    /// Encrypts a small secret for storage (AES-256-GCM under a subkey for
+    /// `purpose`, a random nonce, `bound_to` as associated data), so a copy
+    /// of the database alone does not hold it, and a sealed value moved to
+    /// another row (another `bound_to`) does not open.
+    pub fn seal(&self, purpose: &str, bound_to: &str, plaintext: &[u8]) -> Result<String, SealError> {
+        use aes_gcm::aead::{Aead, Payload};
+        let cipher = self.cipher(purpose)?;
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(|_| SealError)?;
+        let sealed = cipher
+            .encrypt(&nonce.into(), Payload { msg: plaintext, aad: bound_to.as_bytes() })
+            .map_err(|_| SealError)?;
+        let mut out = nonce.to_vec();
+        out.extend(sealed);
+        Ok(format!("{SEAL_VERSION}{}", URL_SAFE_NO_PAD.encode(out)))
+    }
+
+    /// Opens what [`ServerKey::seal`] made for the same purpose and binding.
+    pub fn open(&self, purpose: &str, bound_to: &str, sealed: &str) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        use aes_gcm::aead::{Aead, Payload};
+        let raw = sealed.strip_prefix(SEAL_VERSION).ok_or(SealError)?;
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| SealError)?;
+        if bytes.len() < 12 + 16 {
+            return Err(SealError);
+        }
+        let (nonce, body) = bytes.split_at(12);
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| SealError)?;
+        let plain = self
+            .cipher(purpose)?
+            .decrypt(&nonce.into(), Payload { msg: body, aad: bound_to.as_bytes() })
+            .map_err(|_| SealError)?;
+        Ok(Zeroizing::new(plain))
+    }
+
+    fn cipher(&self, purpose: &str) -> Result<aes_gcm::Aes256Gcm, SealError> {
+        use aes_gcm::KeyInit;
+        let key = Zeroizing::new(self.subkey(purpose));
+        aes_gcm::Aes256Gcm::new_from_slice(key.as_ref()).map_err(|_| SealError)
+    }
+
     /// Checks a presented order token in constant time.
     pub fn verify_order_access_token(&self, order_id: &str, presented: &str) -> bool {
         secrets_equal(&self.order_access_token(order_id), presented)
@@ -104,6 +152,22 @@ mod tests {
         assert!(is_token_shaped(&a));
         assert!(!is_token_shaped("short"));
         assert!(!is_token_shaped(&format!("{}!", &a[..42])));
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key_purpose_and_record() {
+        let k = ServerKey::from_bytes([7; 32]);
+        let sealed = k.seal("p", "account-1", b"secret").expect("seal");
+        assert_eq!(k.open("p", "account-1", &sealed).expect("open").as_slice(), b"secret");
+        assert_ne!(sealed, k.seal("p", "account-1", b"secret").expect("seal"), "fresh nonce");
+        assert_eq!(k.open("p", "account-2", &sealed), Err(SealError));
+        assert_eq!(k.open("q", "account-1", &sealed), Err(SealError));
+        assert_eq!(ServerKey::from_bytes([8; 32]).open("p", "account-1", &sealed), Err(SealError));
+        let mut tampered = sealed.clone();
+        tampered.pop();
+        tampered.push(if sealed.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(k.open("p", "account-1", &tampered), Err(SealError));
+        assert_eq!(k.open("p", "account-1", "junk"), Err(SealError));
     }
 
     #[test]

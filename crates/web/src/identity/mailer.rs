@@ -35,15 +35,51 @@ pub struct SmtpConfig {
     pub username: String,
     pub password: String,
     pub from: String,
+    pub tls: SmtpTls,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which is required (port 587).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS: only for a relay on this machine (loopback), where there is
+    /// no network to protect.
+    LoopbackPlain,
+}
+
+impl SmtpTls {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "starttls" => Some(SmtpTls::StartTls),
+            "tls" => Some(SmtpTls::Implicit),
+            "none" => Some(SmtpTls::LoopbackPlain),
+            _ => None,
+        }
+    }
+}
+
+/// True for a host name or address that stays on this machine.
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Mailer {
-    /// An SMTP mailer that requires STARTTLS.
+    /// An SMTP mailer. Credentials never cross a network unencrypted: TLS
+    /// is required unless the relay is on loopback.
     pub fn smtp(c: SmtpConfig) -> Result<Self, String> {
-        let from: Mailbox = c.from.parse().map_err(|_| "smtp.from is not a valid address".to_owned())?;
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)
-            .map_err(|_| "smtp.host is not usable".to_owned())?
-            .port(c.port);
+        let from: Mailbox = c.from.parse().map_err(|_| "from is not a valid address".to_owned())?;
+        let builder = match c.tls {
+            SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host),
+            SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host),
+            SmtpTls::LoopbackPlain if is_loopback(&c.host) => {
+                Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host))
+            }
+            SmtpTls::LoopbackPlain => return Err("smtp_tls = \"none\" is only allowed for a loopback smtp_host".into()),
+        };
+        let mut builder = builder.map_err(|_| "smtp_host is not usable".to_owned())?.port(c.port);
         if !c.username.is_empty() {
             builder = builder.credentials(Credentials::new(c.username, c.password));
         }

@@ -162,6 +162,24 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
+/// Purpose of the server subkey that seals TOTP secrets at rest.
+const TOTP_SEAL: &str = "storefort/totp-secret/v1";
+
+/// Seals a TOTP secret for the account's row.
+pub fn seal_totp(state: &AppState, account_id: &str, secret: &storefort_auth::TotpSecret) -> Result<String, ApiError> {
+    state.key().seal(TOTP_SEAL, account_id, secret.as_bytes()).map_err(|e| ApiError::internal(&e))
+}
+
+/// Opens the account's stored TOTP secret. A secret that does not open (a
+/// row copied from another account, another store's key) is an error naming
+/// the account, never a guess.
+pub fn open_totp(state: &AppState, account_id: &str, sealed: &str) -> Result<storefort_auth::TotpSecret, ApiError> {
+    match state.key().open(TOTP_SEAL, account_id, sealed) {
+        Ok(bytes) => Ok(storefort_auth::TotpSecret::from_bytes(bytes.to_vec())),
+        Err(e) => Err(ApiError::internal(&format!("TOTP secret of account {account_id}: {e}"))),
+    }
+}
+
 /// The email as accounts are keyed: the normalized address, lower-cased
 /// whole (mail providers treat the local part case-insensitively in
 /// practice, and two accounts differing only by case would be a trap).

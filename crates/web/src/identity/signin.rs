@@ -7,9 +7,20 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::http::StatusCode;
 use serde_json::json;
-use storefort_auth::{AccountRole, ThrottlePolicy, TotpSecret};
+use storefort_auth::{AccountRole, ThrottlePolicy};
 use storefort_core::{Actor, Email, EventKind, SecurityEvent};
 use storefort_store::{AccountRow, StoreError, WriteTx};
+
+/// Requests whose work differs by whether an account exists (sign-up,
+/// password reset) answer no sooner than this after they arrive, so their
+/// timing says nothing about the account. Well above either path's cost.
+pub const SIGN_UP_FLOOR: std::time::Duration = std::time::Duration::from_millis(300);
+pub const RESET_FLOOR: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Waits until `floor` has passed since `started`.
+pub async fn no_sooner_than(started: tokio::time::Instant, floor: std::time::Duration) {
+    tokio::time::sleep_until(started + floor).await;
+}
 
 /// Longest password accepted at all (longer is refused before hashing).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -124,7 +135,7 @@ pub async fn spend_factor(
             if !totp.confirmed {
                 return Ok(false);
             }
-            let secret = TotpSecret::from_bytes(totp.secret);
+            let secret = super::open_totp(state, account_id, &totp.secret)?;
             let now_s = u64::try_from(state.now_ms() / 1000).unwrap_or(0);
             match secret.check(code, now_s, totp.last_step) {
                 // The conditional update refuses a step already used, even
@@ -137,6 +148,38 @@ pub async fn spend_factor(
             Ok(tx.use_recovery_code(account_id, &storefort_auth::recovery::hash(code)).await?)
         }
     }
+}
+
+/// Checks a second factor for `account_id` through the spine: throttled per
+/// account and IP, a failure recorded (ledger entry, event, counters), a
+/// success spent in the returned open transaction, which the caller
+/// finishes (new session, step-up mark) and commits.
+pub async fn pass_second_factor(
+    state: &AppState,
+    request_id: Option<&str>,
+    ip: &str,
+    account_id: &str,
+    factor: Factor<'_>,
+) -> Result<(WriteTx, &'static str), ApiError> {
+    let keys = Keys { account: format!("second_factor:{account_id}"), ip: format!("ip:{ip}") };
+    check_throttle(state, &keys).await?;
+    let actor = Actor::Account(account_id.to_owned()).label();
+    let mut tx = state.store().begin_write(state.now_ms(), &actor, request_id).await?;
+    let method = if matches!(factor, Factor::Totp(_)) { "totp" } else { "recovery_code" };
+    if !spend_factor(&mut tx, state, account_id, factor).await? {
+        tx.rollback().await?;
+        record_failure(state, request_id, &keys, Some(account_id), "second_factor_failed", method).await?;
+        return Err(bad_factor());
+    }
+    if let Err(e) = tx.clear_failures(&keys.account).await {
+        tx.rollback().await?;
+        return Err(e.into());
+    }
+    Ok((tx, method))
+}
+
+pub fn bad_factor() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_second_factor", "the code is wrong, expired or already used")
 }
 
 /// Where a successful password check leads for this account.

@@ -33,6 +33,19 @@ pub struct SessionItem {
     pub current: bool,
 }
 
+impl SessionItem {
+    pub fn of(s: storefort_store::SessionRow, current: bool) -> Self {
+        SessionItem {
+            id: s.public_id,
+            stage: s.stage,
+            created_at: crate::clock::rfc3339(s.created_at),
+            last_seen_at: crate::clock::rfc3339(s.last_seen_at),
+            expires_at: crate::clock::rfc3339(s.expires_at),
+            current,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList {
     pub items: Vec<SessionItem>,
@@ -144,14 +157,7 @@ pub async fn list_sessions(State(state): State<AppState>, principal: Principal) 
             Some(h) => state.store().session(h).await?.is_some_and(|c| c.public_id == s.public_id),
             None => false,
         };
-        items.push(SessionItem {
-            id: s.public_id,
-            stage: s.stage,
-            created_at: crate::clock::rfc3339(s.created_at),
-            last_seen_at: crate::clock::rfc3339(s.last_seen_at),
-            expires_at: crate::clock::rfc3339(s.expires_at),
-            current: is_current,
-        });
+        items.push(SessionItem::of(s, is_current));
     }
     Ok(Json(SessionList { items }))
 }
@@ -192,11 +198,11 @@ pub async fn start_totp(
     let issuer = state.settings().store_name.clone();
     let uri = secret.provisioning_uri(&issuer, &account.email).map_err(|e| ApiError::internal(&e))?;
     let qr_svg = secret.qr_svg(&issuer, &account.email).map_err(|e| ApiError::internal(&e))?;
-    let bytes = secret.as_bytes().to_vec();
+    let sealed = crate::identity::seal_totp(&state, &principal.account_id, &secret)?;
     let tx = begin(&state, &principal, &req).await?;
     let id = principal.account_id.clone();
     in_spine(tx, event(EventKind::SecondFactorEnrolled, &principal, &req).with("step", "started"), async |tx| {
-        tx.begin_totp(&id, &bytes).await?;
+        tx.begin_totp(&id, &sealed).await?;
         tx.append("totp_enrollment_started", vec![id.clone()], json!({})).await
     })
     .await
@@ -227,7 +233,7 @@ pub async fn confirm_totp(
     let Some(pending) = pending.filter(|t| !t.confirmed) else {
         return Err(ApiError::not_found("pending TOTP enrollment"));
     };
-    let secret = TotpSecret::from_bytes(pending.secret);
+    let secret = crate::identity::open_totp(&state, &principal.account_id, &pending.secret)?;
     let now_s = u64::try_from(state.now_ms() / 1000).unwrap_or(0);
     let step = secret.check(&body.totp, now_s, pending.last_step).map_err(|_| {
         ApiError::new(StatusCode::UNAUTHORIZED, "invalid_second_factor", "the code is wrong or expired").field("totp")

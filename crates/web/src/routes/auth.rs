@@ -166,6 +166,7 @@ pub async fn sign_up(
     req: ReqId,
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let started = tokio::time::Instant::now();
     let email = parse_email(&body.email)?;
     check_password_size(&body.password)?;
     policy::check(&body.password, policy::Role::Customer, &[email.as_str(), &state.settings().store_name])
@@ -224,6 +225,7 @@ pub async fn sign_up(
         },
     };
     state.mailer().send_later(mail);
+    signin::no_sooner_than(started, signin::SIGN_UP_FLOOR).await;
     Ok((StatusCode::ACCEPTED, Json(Accepted { status: "verification_sent" })))
 }
 
@@ -332,7 +334,7 @@ pub async fn sign_in(
             tx.rollback().await?;
             signin::record_failure(&state, req.as_deref(), &keys, Some(&account.id), "second_factor_failed", "totp")
                 .await?;
-            return Err(bad_factor());
+            return Err(signin::bad_factor());
         }
     }
     let replaces = cookie::session_token(&headers).map(|t| hash_secret(&t));
@@ -345,10 +347,6 @@ pub async fn sign_in(
     )
     .await?;
     Ok(signed_in_response(&state, &account, &issued))
-}
-
-fn bad_factor() -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_second_factor", "the code is wrong, expired or already used")
 }
 
 /// The pending sign-in challenge behind the request's cookie.
@@ -387,21 +385,7 @@ pub async fn second_factor(
 ) -> Result<Response, ApiError> {
     let (challenge_hash, account, role) = challenge(&state, &headers).await?;
     let factor = factor_of(&body)?;
-    let keys = Keys { account: format!("second_factor:{}", account.id), ip: format!("ip:{ip}") };
-    signin::check_throttle(&state, &keys).await?;
-    let mut tx =
-        state.store().begin_write(state.now_ms(), &Actor::Account(account.id.clone()).label(), req.as_deref()).await?;
-    let method = if matches!(factor, Factor::Totp(_)) { "totp" } else { "recovery_code" };
-    if !signin::spend_factor(&mut tx, &state, &account.id, factor).await? {
-        tx.rollback().await?;
-        signin::record_failure(&state, req.as_deref(), &keys, Some(&account.id), "second_factor_failed", method)
-            .await?;
-        return Err(bad_factor());
-    }
-    if let Err(e) = tx.clear_failures(&keys.account).await {
-        tx.rollback().await?;
-        return Err(e.into());
-    }
+    let (tx, method) = signin::pass_second_factor(&state, req.as_deref(), &ip, &account.id, factor).await?;
     let issued = signin::finish(
         tx,
         &state,
@@ -440,25 +424,9 @@ pub async fn step_up(
         return Err(ApiError::new(StatusCode::FORBIDDEN, "session_required", "step-up needs a signed-in session"));
     };
     let factor = factor_of(&body)?;
-    let keys = Keys { account: format!("second_factor:{}", principal.account_id), ip: format!("ip:{ip}") };
-    signin::check_throttle(&state, &keys).await?;
-    let mut tx = state.store().begin_write(state.now_ms(), &principal.actor().label(), req.as_deref()).await?;
-    let method = if matches!(factor, Factor::Totp(_)) { "totp" } else { "recovery_code" };
-    if !signin::spend_factor(&mut tx, &state, &principal.account_id, factor).await? {
-        tx.rollback().await?;
-        signin::record_failure(
-            &state,
-            req.as_deref(),
-            &keys,
-            Some(&principal.account_id),
-            "second_factor_failed",
-            method,
-        )
-        .await?;
-        return Err(bad_factor());
-    }
+    let (mut tx, method) =
+        signin::pass_second_factor(&state, req.as_deref(), &ip, &principal.account_id, factor).await?;
     let result = async {
-        tx.clear_failures(&keys.account).await?;
         tx.mark_second_factor(&session).await?;
         tx.append("stepped_up", vec![principal.account_id.clone()], json!({"method": method})).await
     }
@@ -572,6 +540,7 @@ pub async fn password_reset(
     req: ReqId,
     ApiJson(body): ApiJson<ResetRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let started = tokio::time::Instant::now();
     let email = parse_email(&body.email)?;
     let account = state.store().account_by_email_index(&signin::email_index(&state, &email)).await?;
     let token = random_token().map_err(|e| ApiError::internal(&e))?;
@@ -602,6 +571,7 @@ pub async fn password_reset(
             body: format!("Set a new password with this link (valid one hour, once):\n\n{link}\n\nYour code: {token}\n\nIf you did not ask for this, ignore this mail.\n"),
         });
     }
+    signin::no_sooner_than(started, signin::RESET_FLOOR).await;
     Ok((StatusCode::ACCEPTED, Json(Accepted { status: "reset_sent" })))
 }
 

@@ -216,14 +216,7 @@ pub async fn staff_sessions(
         .await?
         .into_iter()
         .filter(|s| s.live_at(now))
-        .map(|s| super::account::SessionItem {
-            id: s.public_id,
-            stage: s.stage,
-            created_at: crate::clock::rfc3339(s.created_at),
-            last_seen_at: crate::clock::rfc3339(s.last_seen_at),
-            expires_at: crate::clock::rfc3339(s.expires_at),
-            current: false,
-        })
+        .map(|s| super::account::SessionItem::of(s, false))
         .collect();
     Ok(Json(super::account::SessionList { items }))
 }
