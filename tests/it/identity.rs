@@ -260,6 +260,18 @@ async fn step_up_guards_api_tokens_and_tokens_are_scoped_and_expire() {
     assert_eq!(r.status, 404, "read_orders scope reaches order reads");
     let r = read(with("/api/v1/admin/events").await.expect("send")).await;
     assert_eq!((r.status, r.code()), (403, "insufficient_scope"));
+    // No token, however scoped, reaches the account's own security: a leaked
+    // token must not enroll its own passkey and become a session.
+    for (method, path) in [
+        (Method::POST, "/api/v1/account/passkeys/start"),
+        (Method::POST, "/api/v1/account/totp"),
+        (Method::GET, "/api/v1/account/sessions"),
+        (Method::GET, "/api/v1/admin/staff"),
+        (Method::POST, "/api/v1/account/api-tokens"),
+    ] {
+        let r = read(app.client.request(method.clone(), app.url(path)).bearer_auth(&app.admin_token).json(&json!({})).send().await.expect("send")).await;
+        assert_eq!((r.status, r.code()), (403, "insufficient_scope"), "{method} {path}");
+    }
     app.clock.advance_ms(86_400_000 + 1);
     let r = read(with("/api/v1/admin/orders/0190a0a0-0000-7000-8000-000000000000").await.expect("send")).await;
     assert_eq!((r.status, r.code()), (401, "token_expired"));

@@ -163,7 +163,9 @@ impl Check<'_> {
             return Err(unauthorized("token_expired", "the API token has expired"));
         }
         let (account, role) = self.account(&row.account_id).await?;
-        if !row.scopes.iter().any(|s| s == permission.as_str()) && permission != Permission::SignedIn {
+        // Routes no token may reach (account security, staff, tokens) are
+        // never among a token's scopes, so this refuses them too.
+        if !permission.grantable_to_tokens() || !row.scopes.iter().any(|s| s == permission.as_str()) {
             self.event(EventKind::AccessDenied, Actor::Account(account.id.clone()), "insufficient_scope").await;
             return Err(forbidden("insufficient_scope", "the API token's scopes do not cover this route"));
         }
