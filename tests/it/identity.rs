@@ -269,7 +269,16 @@ async fn step_up_guards_api_tokens_and_tokens_are_scoped_and_expire() {
         (Method::GET, "/api/v1/admin/staff"),
         (Method::POST, "/api/v1/account/api-tokens"),
     ] {
-        let r = read(app.client.request(method.clone(), app.url(path)).bearer_auth(&app.admin_token).json(&json!({})).send().await.expect("send")).await;
+        let r = read(
+            app.client
+                .request(method.clone(), app.url(path))
+                .bearer_auth(&app.admin_token)
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
         assert_eq!((r.status, r.code()), (403, "insufficient_scope"), "{method} {path}");
     }
     app.clock.advance_ms(86_400_000 + 1);
