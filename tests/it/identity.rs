@@ -186,6 +186,32 @@ async fn staff_without_a_second_factor_may_only_enroll_then_totp_and_recovery_co
 }
 
 #[tokio::test]
+async fn clients_without_cookies_finish_a_two_factor_sign_in_with_the_challenge() {
+    let app = spawn().await;
+    let creds = json!({"email": app.owner.email, "password": app.owner.password});
+    let r = app.post("/api/v1/auth/sign-in", creds.clone()).await;
+    assert_eq!(
+        (r.body["status"].as_str(), r.body["next"].as_str()),
+        (Some("second_factor_required"), Some("/api/v1/auth/second-factor"))
+    );
+    let challenge = r.body["challenge"].as_str().expect("challenge").to_owned();
+    let code = app.owner.code_at(app.now_s());
+    let r = app.post("/api/v1/auth/second-factor", json!({"totp": "12345", "challenge": challenge})).await;
+    assert_eq!((r.status, r.code()), (401, "invalid_second_factor"), "malformed code");
+    let r = app.post("/api/v1/auth/second-factor", json!({"totp": code, "challenge": challenge})).await;
+    assert_eq!(r.body["status"], "signed_in", "{}", r.body);
+    let r = app.post("/api/v1/auth/second-factor", json!({"totp": code, "challenge": challenge})).await;
+    assert_eq!((r.status, r.code()), (401, "challenge_expired"), "a challenge is used once");
+    // Password and code in one request.
+    app.clock.advance_ms(30_000);
+    let mut both = creds.clone();
+    both["totp"] = json!(app.owner.code_at(app.now_s()));
+    assert_eq!(app.post("/api/v1/auth/sign-in", both.clone()).await.body["status"], "signed_in");
+    let r = app.post("/api/v1/auth/sign-in", both).await;
+    assert_eq!((r.status, r.code()), (401, "invalid_second_factor"), "the same code twice");
+}
+
+#[tokio::test]
 async fn every_route_declares_a_permission() {
     let doc = storefort_web::openapi();
     let mut checked = 0;
@@ -378,6 +404,22 @@ async fn password_reset_ends_every_session_and_works_once() {
     let r = app.post("/api/v1/auth/password-reset/confirm", json!({"token": token, "password": new_password})).await;
     assert_eq!((r.status, r.code()), (400, "invalid_token"));
     assert_eq!(old.get("/api/v1/auth/session").await.code(), "session_expired");
+    // A link past its hour, and a malformed one, are refused the same way.
+    clear_outbox(&app).await;
+    app.post("/api/v1/auth/password-reset", json!({"email": customer.email})).await;
+    let (_, late) = last_mail_token(&app).await;
+    app.clock.advance_ms(61 * 60_000);
+    let r = app
+        .post("/api/v1/auth/password-reset/confirm", json!({"token": late, "password": "x-ray-tundra-pillow-43"}))
+        .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_token"));
+    let r = app
+        .post(
+            "/api/v1/auth/password-reset/confirm",
+            json!({"token": "../../etc", "password": "x-ray-tundra-pillow-43"}),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_token"));
     let r = app.post("/api/v1/auth/sign-in", json!({"email": customer.email, "password": new_password})).await;
     assert_eq!(r.body["status"], "signed_in");
 }

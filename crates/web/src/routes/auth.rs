@@ -45,6 +45,9 @@ pub struct SecondFactor {
     /// One of the recovery codes shown at enrollment.
     #[serde(default)]
     pub recovery_code: Option<String>,
+    /// The sign-in's `challenge`, for clients that do not keep cookies.
+    #[serde(default)]
+    pub challenge: Option<String>,
 }
 
 /// A one-time token from a mail.
@@ -82,6 +85,13 @@ pub struct SignInOut {
     pub csrf_token: Option<String>,
     /// RFC 3339; when the session (or challenge) ends at the latest.
     pub expires_at: String,
+    /// With `second_factor_required`: where to send `{"totp"}` (the
+    /// challenge cookie identifies the sign-in; clients without cookies send
+    /// `challenge` back in the body instead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
 }
 
 /// An accepted request whose outcome is told by mail.
@@ -148,6 +158,8 @@ pub fn signed_in_response(
         methods: methods(account),
         csrf_token: (issued.stage != Stage::SecondFactor).then(|| state.key().csrf_token(&issued.token)),
         expires_at: crate::clock::rfc3339(issued.expires_at),
+        next: (issued.stage == Stage::SecondFactor).then_some("/api/v1/auth/second-factor"),
+        challenge: (issued.stage == Stage::SecondFactor).then(|| issued.token.clone()),
     };
     let mut response = Json(body).into_response();
     cookie::set(response.headers_mut(), issued.cookie(state.now_ms()));
@@ -350,7 +362,11 @@ pub async fn sign_in(
 }
 
 /// The pending sign-in challenge behind the request's cookie.
-async fn challenge(state: &AppState, headers: &HeaderMap) -> Result<(String, AccountRow, AccountRole), ApiError> {
+async fn challenge(
+    state: &AppState,
+    headers: &HeaderMap,
+    in_body: Option<&str>,
+) -> Result<(String, AccountRow, AccountRole), ApiError> {
     let expired = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -358,7 +374,11 @@ async fn challenge(state: &AppState, headers: &HeaderMap) -> Result<(String, Acc
             "no sign-in is waiting for a second factor; sign in again",
         )
     };
-    let token = cookie::session_token(headers).filter(|t| is_token_shaped(t)).ok_or_else(expired)?;
+    let token = in_body
+        .map(str::to_owned)
+        .or_else(|| cookie::session_token(headers))
+        .filter(|t| is_token_shaped(t))
+        .ok_or_else(expired)?;
     let id_hash = hash_secret(&token);
     let session = state.store().session(&id_hash).await?.ok_or_else(expired)?;
     if session.stage != Stage::SecondFactor.as_str() || !session.live_at(state.now_ms()) {
@@ -383,7 +403,7 @@ pub async fn second_factor(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SecondFactor>,
 ) -> Result<Response, ApiError> {
-    let (challenge_hash, account, role) = challenge(&state, &headers).await?;
+    let (challenge_hash, account, role) = challenge(&state, &headers, body.challenge.as_deref()).await?;
     let factor = factor_of(&body)?;
     let (tx, method) = signin::pass_second_factor(&state, req.as_deref(), &ip, &account.id, factor).await?;
     let issued = signin::finish(
@@ -423,6 +443,9 @@ pub async fn step_up(
     let Some(session) = principal.session_hash().map(str::to_owned) else {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "session_required", "step-up needs a signed-in session"));
     };
+    if body.challenge.is_some() {
+        return Err(ApiError::unprocessable("invalid_field", "step-up takes no challenge").field("challenge"));
+    }
     let factor = factor_of(&body)?;
     let (mut tx, method) =
         signin::pass_second_factor(&state, req.as_deref(), &ip, &principal.account_id, factor).await?;
