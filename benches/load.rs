@@ -172,10 +172,28 @@ async fn store_app(url: String, record_ledger: bool) -> (String, String, Store, 
     let signer = storefort_web::ledger::open_signer(&store, &[3; 32], Some("bench.storefort/ledger"), None, now)
         .await
         .expect("ledger");
-    let cached = AppState::new(store.clone(), Settings::demo(), Arc::new(SystemClock), key.clone(), signer.clone());
+    let vault = bench_vault().await;
+    let cached = AppState::new(
+        store.clone(),
+        Settings::demo(),
+        Arc::new(SystemClock),
+        key.clone(),
+        signer.clone(),
+        vault.clone(),
+    );
     let uncached_settings = Settings { catalog_cache_ttl: Duration::ZERO, ..Settings::demo() };
-    let uncached = AppState::new(store.clone(), uncached_settings, Arc::new(SystemClock), key, signer);
+    let uncached = AppState::new(store.clone(), uncached_settings, Arc::new(SystemClock), key, signer, vault);
     (serve(storefort_web::app(cached)).await, serve(storefort_web::app(uncached)).await, store, products, variants)
+}
+
+/// A key store of its own (SQLite in a temporary directory that lives as
+/// long as the benchmark) under a fresh master key.
+async fn bench_vault() -> Arc<storefort_web::vault::Vault> {
+    let dir = tempfile::tempdir().expect("dir").keep();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("keys.db").display());
+    let keys = storefort_store::KeyStore::open(&url).await.expect("key store");
+    let master = storefort_vault::MasterKey::generate().expect("master key");
+    Arc::new(storefort_web::vault::Vault::open(master, keys).await.expect("vault"))
 }
 
 /// A new empty schema in the given PostgreSQL database, so runs never collide.
@@ -313,7 +331,8 @@ async fn signin_phases(url: String) -> Vec<Result> {
     let signer = storefort_web::ledger::open_signer(&store, &[3; 32], Some("bench.storefort/ledger"), None, now)
         .await
         .expect("ledger");
-    let state = AppState::new(store.clone(), Settings::demo(), Arc::new(SystemClock), key.clone(), signer);
+    let state =
+        AppState::new(store.clone(), Settings::demo(), Arc::new(SystemClock), key.clone(), signer, bench_vault().await);
     let auth_base = serve(storefort_web::app(state)).await;
     let password = "velvet-harbor-quartz-lantern";
     let email = storefort_core::Email::parse("bench@example.com").expect("email");

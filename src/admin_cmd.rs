@@ -49,10 +49,16 @@ pub async fn create(cfg: Config, email: &str, role: &str, password_stdin: bool) 
     }
     let hash = PasswordHasher::owasp().hash(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
     let id = uuid::Uuid::now_v7().to_string();
+    let vault = serve::open_vault(&cfg).await?;
+    let sealed_email = vault
+        .encrypt_new(&id, serve::now_ms(), &[("email", email.as_str())])
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot encrypt the email: {}", e.message))?
+        .remove(0);
     let mut tx = store.begin_write(serve::now_ms(), &Actor::Operator.label(), None).await?;
     tx.insert_account(&NewAccount {
         id: id.clone(),
-        email: email.as_str().to_owned(),
+        email: sealed_email,
         email_index: index,
         role: role.as_str().to_owned(),
         password_hash: hash,
@@ -64,6 +70,7 @@ pub async fn create(cfg: Config, email: &str, role: &str, password_stdin: bool) 
     )
     .await?;
     store.close().await;
+    vault.key_store().close().await;
     println!("created {} account {id}", role.as_str());
     println!("sign in at POST /api/v1/auth/sign-in; you will be asked to set up two-factor sign-in first");
     Ok(())

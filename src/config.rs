@@ -33,6 +33,25 @@ pub struct Config {
     pub ledger: LedgerSection,
     pub auth: AuthSection,
     pub mail: MailSection,
+    pub vault: VaultSection,
+}
+
+/// Where personal-data keys live.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultSection {
+    /// The key store's database: empty for `<data_dir>/keys.db` (SQLite),
+    /// or `postgres://…` for a database *other than* the store's, so that a
+    /// restored copy of the store's database never brings back a destroyed
+    /// key. Required when `database_url` is PostgreSQL.
+    pub key_store_url: String,
+    /// File holding the master key (64 hex characters, mode 0600), created
+    /// at first start; empty: `<data_dir>/master.key`. STOREFORT_MASTER_KEY
+    /// or `master_key_command` take its place.
+    pub master_key_file: String,
+    /// A command whose output is the master key (for a KMS or a secrets
+    /// manager); empty: none.
+    pub master_key_command: String,
 }
 
 /// Sign-in, sessions and step-up.
@@ -202,6 +221,7 @@ impl Default for Config {
             jobs: JobsSection::default(),
             auth: AuthSection::default(),
             mail: MailSection::default(),
+            vault: VaultSection::default(),
             ledger: LedgerSection::default(),
         }
     }
@@ -243,7 +263,8 @@ impl Default for JobsSection {
 }
 
 /// Environment variables under the STOREFORT_ prefix that are not config keys.
-const NOT_CONFIG: &[&str] = &["STOREFORT_LOG", "STOREFORT_SERVER_KEY", "STOREFORT_LEDGER_KEY", "STOREFORT_CONFIG"];
+const NOT_CONFIG: &[&str] =
+    &["STOREFORT_LOG", "STOREFORT_SERVER_KEY", "STOREFORT_LEDGER_KEY", "STOREFORT_MASTER_KEY", "STOREFORT_CONFIG"];
 
 /// Turns `STOREFORT_STORE__CURRENCY` into `["store", "currency"]`.
 fn env_key(name: &str) -> Option<Vec<String>> {
@@ -433,6 +454,7 @@ impl Config {
         check_rate("tax.default_bp", self.tax.default_bp)?;
         let auth = self.auth_settings()?;
         self.check_mail()?;
+        self.key_store_url()?;
         Ok(Settings {
             auth,
             outbox_dir: self.outbox_dir(),
@@ -475,6 +497,41 @@ impl Config {
             return Err(key_error("mail.smtp_tls", "may be none only for a loopback smtp_host"));
         }
         Ok(())
+    }
+
+    /// The key store's URL (see [`VaultSection::key_store_url`]).
+    pub fn key_store_url(&self) -> Result<String> {
+        let url = &self.vault.key_store_url;
+        if url.is_empty() {
+            if !self.database_url.is_empty() {
+                return Err(key_error(
+                    "vault.key_store_url",
+                    "must be set (to another database than database_url) when the store runs on PostgreSQL",
+                ));
+            }
+            return Ok(format!("sqlite://{}?mode=rwc", self.data_dir.join("keys.db").display()));
+        }
+        if url == &self.database_url {
+            return Err(key_error("vault.key_store_url", "must not be the store's own database"));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:") {
+            return Ok(url.clone());
+        }
+        Err(key_error("vault.key_store_url", "must be empty, sqlite:… or postgres://…"))
+    }
+
+    /// Where the master key comes from.
+    pub fn master_key_source(&self) -> storefort_vault::KeySource {
+        use storefort_vault::KeySource;
+        if std::env::var_os("STOREFORT_MASTER_KEY").is_some() {
+            KeySource::Env("STOREFORT_MASTER_KEY".into())
+        } else if !self.vault.master_key_command.is_empty() {
+            KeySource::Command(self.vault.master_key_command.clone())
+        } else if !self.vault.master_key_file.is_empty() {
+            KeySource::File(PathBuf::from(&self.vault.master_key_file))
+        } else {
+            KeySource::File(self.data_dir.join("master.key"))
+        }
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

@@ -52,6 +52,21 @@ pub fn now_ms() -> i64 {
     SystemClock.now_ms()
 }
 
+/// Loads the master key and opens the key store; refuses a master key that
+/// is not the one the key store was set up with.
+pub async fn open_vault(cfg: &Config) -> Result<Arc<storefort_web::vault::Vault>> {
+    let (master, created) = storefort_vault::MasterKey::load(&cfg.master_key_source())
+        .map_err(|e| anyhow::anyhow!("cannot load the master key: {e}"))?;
+    if created {
+        tracing::info!(key = master.id(), "created a new master key; back it up apart from the database");
+    }
+    // The URL may hold a password: errors name the store, never the URL.
+    let keys = storefort_store::KeyStore::open(&cfg.key_store_url()?)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the key store: {e}"))?;
+    Ok(Arc::new(storefort_web::vault::Vault::open(master, keys).await?))
+}
+
 /// The mailer the configuration asks for.
 pub fn mailer(cfg: &Config) -> Result<Mailer> {
     if cfg.mail.smtp_host.is_empty() {
@@ -114,7 +129,9 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
     }
     tracing::info!(origin = signer.origin(), key = %signer.verifier(), "ledger ready");
     let mailer = mailer(&cfg)?;
-    let state = AppState::with_mailer(store.clone(), settings, Arc::new(SystemClock), key, signer.clone(), mailer);
+    let vault = open_vault(&cfg).await?;
+    let state =
+        AppState::with_mailer(store.clone(), settings, Arc::new(SystemClock), key, signer.clone(), vault, mailer);
     let (stop_tx, stop_rx) = watch::channel(false);
     let checkpoints = tokio::spawn(ledger::run_checkpoints(
         signer,

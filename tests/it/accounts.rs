@@ -50,10 +50,11 @@ pub async fn provision_with(
     let id = uuid::Uuid::now_v7().to_string();
     let parsed = Email::parse(email).expect("email");
     let hash = hasher.hash(PASSWORD).expect("hash");
+    let sealed = state.vault().encrypt_new(&id, 0, &[("email", email)]).await.expect("encrypt").remove(0);
     let mut tx = store.begin_write(0, "operator", None).await.expect("tx");
     tx.insert_account(&NewAccount {
         id: id.clone(),
-        email: email.into(),
+        email: sealed,
         email_index: state.key().email_index(&email_key(&parsed)),
         role: role.into(),
         password_hash: hash,

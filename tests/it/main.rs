@@ -12,4 +12,5 @@ mod identity;
 mod ledger;
 mod mail;
 mod passkeys;
+mod privacy;
 mod support;

@@ -92,9 +92,10 @@ async fn spawn_full(mut settings: Settings, mailer: Option<storefort_web::identi
     )
     .await
     .expect("ledger");
+    let vault = test_vault(&dir).await;
     let state = match mailer {
-        Some(m) => AppState::with_mailer(store.clone(), settings, Arc::new(clock.clone()), key, signer, m),
-        None => AppState::new(store.clone(), settings, Arc::new(clock.clone()), key, signer),
+        Some(m) => AppState::with_mailer(store.clone(), settings, Arc::new(clock.clone()), key, signer, vault, m),
+        None => AppState::new(store.clone(), settings, Arc::new(clock.clone()), key, signer, vault),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -115,6 +116,15 @@ async fn spawn_full(mut settings: Settings, mailer: Option<storefort_web::identi
         db_url,
         dir,
     }
+}
+
+/// A key store in `dir/keys.db` (its own database, as in production) under
+/// a fresh master key.
+pub async fn test_vault(dir: &TempDir) -> Arc<storefort_web::vault::Vault> {
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display());
+    let keys = storefort_store::KeyStore::open(&url).await.expect("key store");
+    let master = storefort_vault::MasterKey::generate().expect("master key");
+    Arc::new(storefort_web::vault::Vault::open(master, keys).await.expect("vault"))
 }
 
 /// A response read fully: status, headers and JSON body (Null if not JSON).

@@ -17,6 +17,7 @@ use sqlx::any::AnyRow;
 #[derive(Debug, Clone)]
 pub struct AccountRow {
     pub id: String,
+    /// Encrypted under the account's data key (field `email`).
     pub email: String,
     pub role: String,
     /// `active` or `disabled`.
@@ -41,6 +42,7 @@ impl AccountRow {
 #[derive(Debug, Clone)]
 pub struct NewAccount {
     pub id: String,
+    /// Already encrypted by the caller (the store never sees plaintext).
     pub email: String,
     pub email_index: String,
     pub role: String,

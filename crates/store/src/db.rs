@@ -66,49 +66,65 @@ async fn sqlite_wal_target(pool: &AnyPool) -> Result<std::path::PathBuf, StoreEr
     Ok(std::path::PathBuf::from(file))
 }
 
+/// A configured pool and what goes with it, before migrations.
+pub(crate) struct Connected {
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+    pub(crate) sqlite_writer: Option<Arc<Mutex<()>>>,
+    pub(crate) wal_sync: Option<Arc<WalSync>>,
+}
+
+/// Connects to `url` with the durability and locking settings every
+/// Storefort database uses (the store's and the key store's).
+pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Connected, StoreError> {
+    sqlx::any::install_default_drivers();
+    let backend = if url.starts_with("sqlite:") {
+        Backend::Sqlite
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Backend::Postgres
+    } else {
+        return Err(StoreError::Database(sqlx::Error::Configuration(
+            "database url must start with sqlite: or postgres://".into(),
+        )));
+    };
+    let wal_sync = crate::durability::sqlite_file(url).map(|f| Arc::new(WalSync::new(f)));
+    // Without a file to flush (an in-memory database) SQLite must sync
+    // every commit itself.
+    let synchronous = if wal_sync.is_some() { "PRAGMA synchronous = NORMAL" } else { "PRAGMA synchronous = FULL" };
+    let connect = AnyConnectOptions::from_str(url).map_err(StoreError::Database)?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers run beside the writer. Durability of
+                    // each acknowledged commit comes from the group commit
+                    // barrier (NORMAL) or from SQLite itself (FULL).
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute(synchronous).await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(connect)
+        .await
+        .map_err(StoreError::Database)?;
+    let sqlite_writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+    let wal_sync = match (backend, wal_sync) {
+        (Backend::Sqlite, Some(_)) => Some(Arc::new(WalSync::new(sqlite_wal_target(&pool).await?))),
+        _ => None,
+    };
+    Ok(Connected { pool, backend, sqlite_writer, wal_sync })
+}
+
 impl Store {
     /// Connects, applies the connection settings and runs pending migrations.
     pub async fn open(options: &StoreOptions) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
-        let backend = if options.url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else {
-            return Err(StoreError::Database(sqlx::Error::Configuration(
-                "database url must start with sqlite: or postgres://".into(),
-            )));
-        };
-        let wal_sync = crate::durability::sqlite_file(&options.url).map(|f| Arc::new(WalSync::new(f)));
-        // Without a file to flush (an in-memory database) SQLite must sync
-        // every commit itself.
-        let synchronous = if wal_sync.is_some() { "PRAGMA synchronous = NORMAL" } else { "PRAGMA synchronous = FULL" };
-        let connect = AnyConnectOptions::from_str(&options.url).map_err(StoreError::Database)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the writer. Durability of
-                        // each acknowledged commit comes from the group commit
-                        // barrier (NORMAL) or from SQLite itself (FULL).
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute(synchronous).await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(connect)
-            .await
-            .map_err(StoreError::Database)?;
-        let sqlite_writer = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        let wal_sync = match (backend, wal_sync) {
-            (Backend::Sqlite, Some(_)) => Some(Arc::new(WalSync::new(sqlite_wal_target(&pool).await?))),
-            _ => None,
-        };
+        let Connected { pool, backend, sqlite_writer, wal_sync } =
+            connect(&options.url, options.max_connections).await?;
         let ledger_mac_key = Arc::new(zeroize::Zeroizing::new(options.ledger_mac_key));
         let record_ledger = options.record_ledger;
         let store = Store { pool, backend, sqlite_writer, wal_sync, ledger_mac_key, record_ledger };

@@ -16,6 +16,7 @@ mod db;
 mod durability;
 mod error;
 mod events;
+mod keystore;
 pub mod ledger;
 mod orders;
 mod passkeys;
@@ -30,6 +31,7 @@ pub use catalog::{CollectionView, NewProduct, NewVariant, ProductFilter, Product
 pub use db::{Backend, Store, StoreOptions};
 pub use error::StoreError;
 pub use events::StoredEvent;
+pub use keystore::{KeyLookup, KeyStore, StoredKey};
 pub use orders::{CheckoutOutcome, NewOrder, OrderLineView, OrderView, StatusChange};
 pub use passkeys::PasskeyRow;
 pub use sessions::{ApiTokenRow, NewApiToken, NewSession, SessionRow};

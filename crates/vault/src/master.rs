@@ -48,11 +48,12 @@ impl MasterKey {
 
     /// Parses 64 hex characters (surrounding whitespace ignored).
     pub fn from_hex(text: &str) -> Result<Self, VaultError> {
-        let bytes = Zeroizing::new(
-            hex::decode(text.trim()).map_err(|_| VaultError::BadMasterKey("not hexadecimal".into()))?,
-        );
-        let array: [u8; 32] =
-            bytes.as_slice().try_into().map_err(|_| VaultError::BadMasterKey("must be 32 bytes (64 hex characters)".into()))?;
+        let bytes =
+            Zeroizing::new(hex::decode(text.trim()).map_err(|_| VaultError::BadMasterKey("not hexadecimal".into()))?);
+        let array: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| VaultError::BadMasterKey("must be 32 bytes (64 hex characters)".into()))?;
         Ok(Self::from_bytes(Zeroizing::new(array)))
     }
 
@@ -88,7 +89,10 @@ impl MasterKey {
                     return Err(VaultError::BadMasterKey(format!("the key command failed ({})", output.status)));
                 }
                 let text = Zeroizing::new(String::from_utf8_lossy(&output.stdout).into_owned());
-                Ok((Self::from_hex(&text).map_err(|e| VaultError::BadMasterKey(format!("key command output: {e}")))?, false))
+                Ok((
+                    Self::from_hex(&text).map_err(|e| VaultError::BadMasterKey(format!("key command output: {e}")))?,
+                    false,
+                ))
             }
         }
     }
@@ -120,7 +124,10 @@ fn load_or_create_file(path: &Path) -> Result<(MasterKey, bool), VaultError> {
                     path.display()
                 )));
             }
-            Ok((MasterKey::from_hex(&text).map_err(|e| VaultError::BadMasterKey(format!("{}: {e}", path.display())))?, false))
+            Ok((
+                MasterKey::from_hex(&text).map_err(|e| VaultError::BadMasterKey(format!("{}: {e}", path.display())))?,
+                false,
+            ))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = MasterKey::generate()?;

@@ -17,6 +17,7 @@ pub mod middleware;
 pub mod routes;
 pub mod secrets;
 pub mod state;
+pub mod vault;
 pub mod witness;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -8,6 +8,7 @@ use crate::identity::mailer::Mailer;
 use crate::identity::passkey::Passkeys;
 use crate::ledger::LedgerSigner;
 use crate::secrets::ServerKey;
+use crate::vault::Vault;
 use std::sync::Arc;
 use std::time::Duration;
 use storefort_core::{CartLimits, Currency, ShippingTable, TaxTable};
@@ -81,6 +82,7 @@ struct Inner {
     hashing: HashingPool,
     mailer: Mailer,
     passkeys: Option<Passkeys>,
+    vault: Arc<Vault>,
 }
 
 impl AppState {
@@ -90,9 +92,10 @@ impl AppState {
         clock: Arc<dyn Clock>,
         key: ServerKey,
         ledger: Arc<LedgerSigner>,
+        vault: Arc<Vault>,
     ) -> Self {
         let mailer = Mailer::Outbox(settings.outbox_dir.clone());
-        Self::with_mailer(store, settings, clock, key, ledger, mailer)
+        Self::with_mailer(store, settings, clock, key, ledger, vault, mailer)
     }
 
     /// As [`AppState::new`], with mail going through `mailer`.
@@ -102,6 +105,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         key: ServerKey,
         ledger: Arc<LedgerSigner>,
+        vault: Arc<Vault>,
         mailer: Mailer,
     ) -> Self {
         let catalog_cache = ResponseCache::new(settings.catalog_cache_ttl);
@@ -113,12 +117,28 @@ impl AppState {
                 None
             }
         };
-        AppState(Arc::new(Inner { store, settings, clock, key, catalog_cache, ledger, hashing, mailer, passkeys }))
+        AppState(Arc::new(Inner {
+            store,
+            settings,
+            clock,
+            key,
+            catalog_cache,
+            ledger,
+            hashing,
+            mailer,
+            passkeys,
+            vault,
+        }))
     }
 
     /// Password hashing, off the async workers.
     pub fn hashing(&self) -> &HashingPool {
         &self.0.hashing
+    }
+
+    /// Keys for personal data.
+    pub fn vault(&self) -> &Vault {
+        &self.0.vault
     }
 
     pub fn mailer(&self) -> &Mailer {

@@ -194,10 +194,11 @@ pub async fn start_totp(
     principal: Principal,
 ) -> Result<Json<TotpEnrollment>, ApiError> {
     let account = state.store().account(&principal.account_id).await?.ok_or_else(ApiError::unauthorized)?;
+    let label = state.vault().reveal(&account.id, "email", &account.email).await?.unwrap_or_else(|| account.id.clone());
     let secret = TotpSecret::generate().map_err(|e| ApiError::internal(&e))?;
     let issuer = state.settings().store_name.clone();
-    let uri = secret.provisioning_uri(&issuer, &account.email).map_err(|e| ApiError::internal(&e))?;
-    let qr_svg = secret.qr_svg(&issuer, &account.email).map_err(|e| ApiError::internal(&e))?;
+    let uri = secret.provisioning_uri(&issuer, &label).map_err(|e| ApiError::internal(&e))?;
+    let qr_svg = secret.qr_svg(&issuer, &label).map_err(|e| ApiError::internal(&e))?;
     let sealed = crate::identity::seal_totp(&state, &principal.account_id, &secret)?;
     let tx = begin(&state, &principal, &req).await?;
     let id = principal.account_id.clone();

@@ -196,7 +196,7 @@ pub async fn get_order(
     if !is_uuid(&id) {
         return Err(ApiError::not_found("order"));
     }
-    Ok(Json(order_out(state.store().order(&id).await?)?))
+    Ok(Json(order_out(&state, state.store().order(&id).await?).await?))
 }
 
 /// Change an order's status along the state machine:
@@ -231,7 +231,7 @@ pub async fn set_order_status(
         principal.require_step_up(&state)?;
     }
     change_order_status(&state, &id, body.status, principal.actor(), req.as_deref()).await?;
-    Ok(Json(order_out(state.store().order(&id).await?)?))
+    Ok(Json(order_out(&state, state.store().order(&id).await?).await?))
 }
 
 /// The one way an order's status changes, for staff and for jobs.

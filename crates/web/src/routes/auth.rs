@@ -189,6 +189,12 @@ pub async fn sign_up(
     let existing = state.store().account_by_email_index(&index).await?;
     let account_id = uuid::Uuid::now_v7().to_string();
     let token = random_token().map_err(|e| ApiError::internal(&e))?;
+    // Only new accounts get a data key; the branch costs one key-store write,
+    // which the response floor below hides.
+    let sealed_email = match &existing {
+        None => state.vault().encrypt_new(&account_id, state.now_ms(), &[("email", email.as_str())]).await?.remove(0),
+        Some(_) => String::new(),
+    };
     let mut tx = state.store().begin_write(state.now_ms(), "anonymous", req.as_deref()).await?;
     let result = async {
         match &existing {
@@ -198,7 +204,7 @@ pub async fn sign_up(
             None => {
                 tx.insert_account(&NewAccount {
                     id: account_id.clone(),
-                    email: email.as_str().to_owned(),
+                    email: sealed_email.clone(),
                     email_index: index.clone(),
                     role: AccountRole::Customer.as_str().to_owned(),
                     password_hash: hash,

@@ -11,6 +11,7 @@ use crate::extract::ApiJsonWithBytes;
 use crate::middleware::ReqId;
 use crate::secrets::is_token_shaped;
 use crate::state::AppState;
+use crate::vault::order_subject;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -92,12 +93,28 @@ fn pricing_error(e: PricingError) -> ApiError {
     }
 }
 
+/// The order's personal data, encrypted under its own data key.
+struct SealedPersonal {
+    email: String,
+    shipping_address: String,
+}
+
+async fn seal_personal(state: &AppState, v: &Validated, order_id: &str) -> Result<SealedPersonal, ApiError> {
+    let address = serde_json::to_string(&v.address).map_err(|e| ApiError::internal(&e))?;
+    let fields = [("email", v.email.as_str()), ("shipping_address", address.as_str())];
+    let mut sealed = state.vault().encrypt_new(&order_subject(order_id), state.now_ms(), &fields).await?;
+    let shipping_address = sealed.pop().unwrap_or_default();
+    let email = sealed.pop().unwrap_or_default();
+    Ok(SealedPersonal { email, shipping_address })
+}
+
 /// Everything checkout does inside its transaction.
 async fn place_order(
     state: &AppState,
     tx: &mut WriteTx,
     v: &Validated,
     order_id: &str,
+    sealed: &SealedPersonal,
 ) -> Result<(NewOrder, i64), ApiError> {
     tx.close_cart(&v.cart_hash).await.map_err(|e| match e {
         StoreError::NotFound { .. } => ApiError::not_found("cart").field("cart_id"),
@@ -115,8 +132,8 @@ async fn place_order(
         cart_id_hash: v.cart_hash.clone(),
         currency: settings.currency.code().to_owned(),
         totals,
-        email: v.email.to_string(),
-        shipping_address: serde_json::to_string(&v.address).map_err(|e| ApiError::internal(&e))?,
+        email: sealed.email.clone(),
+        shipping_address: sealed.shipping_address.clone(),
         lines,
         expires_at: tx.now_ms().saturating_add(expiry),
     };
@@ -145,6 +162,11 @@ pub async fn checkout(
     let key = idempotency_key(&headers)?;
     let v = validate(&body)?;
     let order_id = uuid::Uuid::now_v7().to_string();
+    // The order's data key is stored (durably, in the key store) before the
+    // order exists, so no acknowledged order is ever encrypted under a key a
+    // crash could lose. A retry that turns out to be a replay leaves an
+    // unused key behind, which holds nothing.
+    let sealed = seal_personal(&state, &v, &order_id).await?;
     let mut tx = state.store().begin_write(state.now_ms(), "guest", req.as_deref()).await?;
     if let Some(key) = &key {
         let claim =
@@ -168,7 +190,7 @@ pub async fn checkout(
             }
         }
     }
-    match place_order(&state, &mut tx, &v, &order_id).await {
+    match place_order(&state, &mut tx, &v, &order_id, &sealed).await {
         Ok((order, number)) => {
             let event = SecurityEvent::new(EventKind::OrderPlaced, Actor::Guest)
                 .target(order_id.clone())
@@ -188,7 +210,7 @@ pub async fn checkout(
 }
 
 async fn respond(state: &AppState, order_id: &str, replayed: bool) -> Result<Response, ApiError> {
-    let order = order_out(state.store().order(order_id).await?)?;
+    let order = order_out(state, state.store().order(order_id).await?).await?;
     let body = CheckoutResponse { access_token: state.key().order_access_token(order_id), order };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if replayed {

@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::extract::ApiPath;
 use crate::middleware::ReqId;
 use crate::state::AppState;
+use crate::vault::order_subject;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -36,8 +37,10 @@ pub struct OrderOut {
     pub shipping: Money,
     pub tax: Money,
     pub total: Money,
-    pub email: String,
-    pub shipping_address: Address,
+    /// Null once the customer's personal data was erased.
+    pub email: Option<String>,
+    /// Null once the customer's personal data was erased.
+    pub shipping_address: Option<Address>,
     pub lines: Vec<OrderLineOut>,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -46,9 +49,18 @@ pub struct OrderOut {
     pub payment_due_by: Option<String>,
 }
 
-pub(crate) fn order_out(o: OrderView) -> Result<OrderOut, ApiError> {
-    let address: Address = serde_json::from_str(&o.shipping_address)
-        .map_err(|e| ApiError::internal(&format!("stored address of order {} is invalid: {e}", o.id)))?;
+/// The API view of an order, its personal data decrypted (or null when
+/// erased).
+pub(crate) async fn order_out(state: &AppState, o: OrderView) -> Result<OrderOut, ApiError> {
+    let subject = order_subject(&o.id);
+    let email = state.vault().reveal(&subject, "email", &o.email).await?;
+    let address = match state.vault().reveal(&subject, "shipping_address", &o.shipping_address).await? {
+        Some(text) => Some(
+            serde_json::from_str::<Address>(&text)
+                .map_err(|e| ApiError::internal(&format!("stored address of order {} is invalid: {e}", o.id)))?,
+        ),
+        None => None,
+    };
     let c = o.currency.as_str();
     let lines = o
         .lines
@@ -73,7 +85,7 @@ pub(crate) fn order_out(o: OrderView) -> Result<OrderOut, ApiError> {
         id: o.id,
         number: o.number,
         status: o.status,
-        email: o.email,
+        email,
         shipping_address: address,
         lines,
         created_at: rfc3339(o.created_at),
@@ -165,5 +177,5 @@ pub async fn get_order(
     req: ReqId,
 ) -> Result<Json<OrderOut>, ApiError> {
     authorize_order(&state, &id, &headers, &req).await?;
-    Ok(Json(order_out(state.store().order(&id).await?)?))
+    Ok(Json(order_out(&state, state.store().order(&id).await?).await?))
 }

@@ -119,7 +119,8 @@ pub async fn start_registration(
     let rp = relying_party(&state)?;
     let account = state.store().account(&principal.account_id).await?.ok_or_else(ApiError::unauthorized)?;
     let existing: Vec<_> = stored_keys(&state, &account.id).await?.into_iter().map(|(_, k)| k).collect();
-    let (options, ceremony) = rp.start_registration(&account.id, &account.email, &existing).map_err(rejected)?;
+    let name = state.vault().reveal(&account.id, "email", &account.email).await?.unwrap_or_else(|| account.id.clone());
+    let (options, ceremony) = rp.start_registration(&account.id, &name, &existing).map_err(rejected)?;
     let challenge_id = save_ceremony(&state, Some(&account.id), "register", ceremony).await?;
     Ok(Json(Ceremony { challenge_id, options }))
 }

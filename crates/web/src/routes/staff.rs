@@ -75,21 +75,23 @@ async fn staff_account(state: &AppState, id: &str) -> Result<storefort_store::Ac
     responses((status = 200, description = "Staff accounts", body = StaffList),
               (status = 403, description = "Owners only", body = ErrorBody)))]
 pub async fn list_staff(State(state): State<AppState>) -> Result<Json<StaffList>, ApiError> {
-    let items = state
-        .store()
-        .staff_accounts()
-        .await?
-        .into_iter()
-        .map(|a| StaffItem {
-            second_factor: a.has_second_factor(),
-            id: a.id,
-            email: a.email,
-            role: a.role,
-            status: a.status,
-            created_at: crate::clock::rfc3339(a.created_at),
-        })
-        .collect();
+    let mut items = Vec::new();
+    for a in state.store().staff_accounts().await? {
+        items.push(staff_item(&state, a).await?);
+    }
     Ok(Json(StaffList { items }))
+}
+
+async fn staff_item(state: &AppState, a: storefort_store::AccountRow) -> Result<StaffItem, ApiError> {
+    let email = state.vault().reveal(&a.id, "email", &a.email).await?.unwrap_or_default();
+    Ok(StaffItem {
+        second_factor: a.has_second_factor(),
+        id: a.id,
+        email,
+        role: a.role,
+        status: a.status,
+        created_at: crate::clock::rfc3339(a.created_at),
+    })
 }
 
 /// Invite a staff member (needs step-up): the account is created with no
@@ -119,10 +121,11 @@ pub async fn invite_staff(
         .await
         .map_err(|_| ApiError::unavailable("busy", "the store is busy; retry shortly"))?;
     let (id, token) = (uuid::Uuid::now_v7().to_string(), random_token().map_err(|e| ApiError::internal(&e))?);
+    let sealed_email = state.vault().encrypt_new(&id, state.now_ms(), &[("email", email.as_str())]).await?.remove(0);
     let tx = state.store().begin_write(state.now_ms(), &principal.actor().label(), req.as_deref()).await?;
     let account = NewAccount {
         id: id.clone(),
-        email: email.as_str().to_owned(),
+        email: sealed_email,
         email_index: index,
         role: role.as_str().to_owned(),
         password_hash: unusable,
@@ -150,17 +153,7 @@ pub async fn invite_staff(
         body: format!("Set your password with this link (valid 24 hours, once), then set up two-factor sign-in:\n\n{link}\n\nYour code: {token}\n"),
     });
     let created = staff_account(&state, &id).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(StaffItem {
-            second_factor: false,
-            id,
-            email: created.email,
-            role: created.role,
-            status: created.status,
-            created_at: crate::clock::rfc3339(created.created_at),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(staff_item(&state, created).await?)))
 }
 
 /// Change a staff member's role (needs step-up). Their sessions end, so the
