@@ -32,7 +32,7 @@ async fn no_personal_data_in_plaintext_in_the_database_its_wal_or_a_dump() {
         // The customer still reads their own order in plaintext.
         assert_eq!(r.body["order"]["email"], guest.as_str());
         assert_eq!(r.body["order"]["shipping_address"]["name"], format!("Probename Xylophonist{i}"));
-        needles.extend([email, guest, format!("Xylophonist{i}"), format!("Quuxhof")]);
+        needles.extend([email, guest, format!("Xylophonist{i}"), "Quuxhof".to_string()]);
     }
     needles.push("plaintext-probe".into());
 
