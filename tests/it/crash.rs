@@ -14,6 +14,12 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
+/// With the store on PostgreSQL the key store must be configured (it may
+/// not live in the store's database); the tests keep it in the data dir.
+fn key_store_url(data_dir: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("keys.db").display())
+}
+
 fn start(data_dir: &std::path::Path, port: u16, db_url: &str) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_storefort"));
     cmd.args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
@@ -23,7 +29,7 @@ fn start(data_dir: &std::path::Path, port: u16, db_url: &str) -> Child {
         .stderr(Stdio::null())
         .kill_on_drop(true);
     if !db_url.starts_with("sqlite:") {
-        cmd.args(["--database-url", db_url]);
+        cmd.args(["--database-url", db_url]).env("STOREFORT_VAULT__KEY_STORE_URL", key_store_url(data_dir));
     }
     cmd.spawn().expect("start storefort")
 }
@@ -257,7 +263,7 @@ async fn ledger_and_receipt_commands_work_on_the_real_binary() {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_storefort"));
         cmd.args(args).arg("--data-dir").arg(dir.path()).env_remove("RUST_BACKTRACE");
         if !db_url.starts_with("sqlite:") {
-            cmd.args(["--database-url", &db_url]);
+            cmd.args(["--database-url", &db_url]).env("STOREFORT_VAULT__KEY_STORE_URL", key_store_url(dir.path()));
         }
         cmd.output().expect("run storefort")
     };
@@ -300,10 +306,58 @@ async fn ledger_and_receipt_commands_work_on_the_real_binary() {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_storefort"));
     cmd.args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())]).arg("--data-dir").arg(dir.path());
     if !db_url.starts_with("sqlite:") {
-        cmd.args(["--database-url", &db_url]);
+        cmd.args(["--database-url", &db_url]).env("STOREFORT_VAULT__KEY_STORE_URL", key_store_url(dir.path()));
     }
     let refused = cmd.output().expect("run");
     assert!(!refused.status.success(), "a tampered ledger must stop the store");
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("ledger check at start failed"), "{err}");
+}
+
+#[tokio::test]
+async fn a_wrong_master_key_stops_the_store_before_it_writes_anything() {
+    let Launched { dir, db_url, base, client, mut server, .. } = launch().await;
+    let variant = all_variants(&client, &base).await.into_keys().next().expect("a variant");
+    let cart: Value = client
+        .post(format!("{base}/api/v1/carts"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("cart")
+        .json()
+        .await
+        .expect("json");
+    let cart = cart["id"].as_str().expect("cart id");
+    let line = json!({"variant_id": variant, "quantity": 1});
+    client.post(format!("{base}/api/v1/carts/{cart}/lines")).json(&line).send().await.expect("line");
+    let placed =
+        client.post(format!("{base}/api/v1/checkout")).json(&checkout_body(cart)).send().await.expect("checkout");
+    assert_eq!(placed.status(), 201);
+    server.start_kill().expect("stop");
+    let _ = server.wait().await;
+    let key_store = || async {
+        let url = format!("sqlite://{}?mode=rw", dir.path().join("keys.db").display());
+        let keys = storefort_store::KeyStore::open(&url).await.expect("key store");
+        let counts = keys.key_counts().await.expect("counts");
+        keys.close().await;
+        counts
+    };
+    let keys_before = key_store().await;
+    assert!(!keys_before.is_empty(), "the demo store made data keys");
+    // Someone restores the wrong master key file.
+    let path = dir.path().join("master.key");
+    let right = std::fs::read_to_string(&path).expect("master key");
+    std::fs::write(&path, "cd".repeat(32)).expect("write");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_storefort"));
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())]).arg("--data-dir").arg(dir.path());
+    if !db_url.starts_with("sqlite:") {
+        cmd.args(["--database-url", &db_url]).env("STOREFORT_VAULT__KEY_STORE_URL", key_store_url(dir.path()));
+    }
+    let refused = cmd.output().expect("run");
+    assert!(!refused.status.success(), "a wrong master key must stop the store");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("master key") && err.contains("refusing to start"), "{err}");
+    assert!(!err.contains(&"cd".repeat(32)) && !err.contains(right.trim()), "no key in the message: {err}");
+    assert_eq!(key_store().await, keys_before, "no key written under the wrong master key");
+    assert_eq!(std::fs::read_to_string(&path).expect("key"), "cd".repeat(32), "the key file is left as found");
 }
