@@ -132,6 +132,13 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
     let vault = open_vault(&cfg).await?;
     let state =
         AppState::with_mailer(store.clone(), settings, Arc::new(SystemClock), key, signer.clone(), vault, mailer);
+    // Erasures interrupted by a crash, or undone by restoring an old backup
+    // of either database, are finished before the first request.
+    match storefort_web::routes::privacy::reconcile_erasures(&state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(target: "security", reapplied = n, "re-applied erasures after a restore or crash"),
+        Err(e) => anyhow::bail!("cannot re-apply erasures: {e}"),
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let checkpoints = tokio::spawn(ledger::run_checkpoints(
         signer,

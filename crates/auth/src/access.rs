@@ -38,6 +38,8 @@ pub enum Permission {
     ReadSecurityEvents,
     ManageStaff,
     ManageApiTokens,
+    /// Erasing a customer's personal data, and legal holds on it.
+    ErasePersonalData,
 }
 
 impl AccountRole {
@@ -67,7 +69,7 @@ impl AccountRole {
 
 impl Permission {
     /// Every permission, for exhaustive tests and scope parsing.
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::Public,
         Permission::SignedIn,
         Permission::OwnAccount,
@@ -80,6 +82,7 @@ impl Permission {
         Permission::ReadSecurityEvents,
         Permission::ManageStaff,
         Permission::ManageApiTokens,
+        Permission::ErasePersonalData,
     ];
 
     /// Stable snake_case name, as API token scopes spell it.
@@ -97,6 +100,7 @@ impl Permission {
             Permission::ReadSecurityEvents => "read_security_events",
             Permission::ManageStaff => "manage_staff",
             Permission::ManageApiTokens => "manage_api_tokens",
+            Permission::ErasePersonalData => "erase_personal_data",
         }
     }
 
@@ -122,7 +126,7 @@ pub fn allows(role: AccountRole, permission: Permission) -> bool {
         Public | SignedIn | OwnAccount => true,
         ReadOrders => matches!(role, Owner | Admin | Staff | Support),
         ManageOrders | EditCatalog | ChangePrices => matches!(role, Owner | Admin | Staff),
-        Refund | ExportData | ReadSecurityEvents | ManageApiTokens => matches!(role, Owner | Admin),
+        Refund | ExportData | ReadSecurityEvents | ManageApiTokens | ErasePersonalData => matches!(role, Owner | Admin),
         ManageStaff => matches!(role, Owner),
     }
 }
@@ -135,7 +139,7 @@ mod tests {
 
     #[test]
     fn the_policy_table() {
-        let table: [(Permission, [bool; 5]); 12] = [
+        let table: [(Permission, [bool; 5]); 13] = [
             //                    owner  admin  staff  support customer
             (Public, [true, true, true, true, true]),
             (SignedIn, [true, true, true, true, true]),
@@ -149,6 +153,7 @@ mod tests {
             (ReadSecurityEvents, [true, true, false, false, false]),
             (ManageApiTokens, [true, true, false, false, false]),
             (ManageStaff, [true, false, false, false, false]),
+            (ErasePersonalData, [true, true, false, false, false]),
         ];
         for (permission, expected) in table {
             for (role, want) in AccountRole::ALL.into_iter().zip(expected) {

@@ -67,6 +67,10 @@ pub enum EventKind {
     PasskeyRegistered,
     PasskeyRemoved,
     RecoveryCodesRegenerated,
+    PersonalDataErased,
+    ErasureDelayed,
+    LegalHoldChanged,
+    PersonalDataExported,
 }
 
 impl EventKind {
@@ -108,6 +112,10 @@ impl EventKind {
             EventKind::PasskeyRegistered => "passkey_registered",
             EventKind::PasskeyRemoved => "passkey_removed",
             EventKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            EventKind::PersonalDataErased => "personal_data_erased",
+            EventKind::ErasureDelayed => "erasure_delayed",
+            EventKind::LegalHoldChanged => "legal_hold_changed",
+            EventKind::PersonalDataExported => "personal_data_exported",
         }
     }
 
@@ -129,6 +137,9 @@ impl EventKind {
             | EventKind::LedgerKeyRotated
             | EventKind::AccountLocked
             | EventKind::RoleChanged => Severity::Critical,
+            EventKind::PersonalDataErased | EventKind::LegalHoldChanged | EventKind::PersonalDataExported => {
+                Severity::Warning
+            }
             _ => Severity::Info,
         }
     }

@@ -29,6 +29,10 @@ pub struct AccountRow {
     pub has_totp: bool,
     /// Registered passkeys.
     pub passkeys: i64,
+    /// Why the account's data must be kept despite erasure requests.
+    pub legal_hold: Option<String>,
+    /// An erasure asked for while a legal hold was in place.
+    pub erasure_requested_at: Option<i64>,
 }
 
 impl AccountRow {
@@ -67,6 +71,7 @@ pub fn credential_commitment(password_hash: &str) -> String {
 }
 
 const ACCOUNT_COLUMNS: &str = "a.id, a.email, a.role, a.status, a.password_hash, a.email_verified_at, a.created_at, \
+     a.legal_hold, a.erasure_requested_at, \
      (SELECT COUNT(*) FROM totp_credentials t WHERE t.account_id = a.id AND t.confirmed_at IS NOT NULL) AS totp, \
      (SELECT COUNT(*) FROM passkeys p WHERE p.account_id = a.id) AS passkeys";
 
@@ -81,6 +86,8 @@ fn account_row(r: &AnyRow) -> Result<AccountRow, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         has_totp: r.try_get::<i64, _>("totp")? > 0,
         passkeys: r.try_get("passkeys")?,
+        legal_hold: r.try_get("legal_hold")?,
+        erasure_requested_at: r.try_get("erasure_requested_at")?,
     })
 }
 
@@ -236,6 +243,89 @@ impl WriteTx {
             .await?
             .ok_or(StoreError::NotFound { what: "account" })?;
         Ok(row.try_get("v")?)
+    }
+
+    /// Erases an account's personal data in the store's database: the
+    /// ciphertext of its email and of its orders' personal fields, its
+    /// credentials and sessions; the account becomes `erased` and can never
+    /// sign in. Orders keep amounts and SKUs. The caller destroys the data
+    /// key (the key store), which makes every other copy unreadable.
+    /// Returns how many orders were scrubbed.
+    pub async fn erase_account(&mut self, id: &str) -> Result<u64, StoreError> {
+        self.set_account_status(id, "erased").await?;
+        self.set_password_hash(id, "!erased", "erased").await?;
+        for sql in [
+            "DELETE FROM sessions WHERE account_id = $1",
+            "DELETE FROM api_tokens WHERE account_id = $1",
+            "DELETE FROM totp_credentials WHERE account_id = $1",
+            "DELETE FROM recovery_codes WHERE account_id = $1",
+            "DELETE FROM passkeys WHERE account_id = $1",
+            "DELETE FROM email_tokens WHERE account_id = $1",
+            "DELETE FROM webauthn_challenges WHERE account_id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *self.tx).await?;
+        }
+        // The blind index goes too: the address may sign up afresh, and the
+        // erased row no longer links to it.
+        sqlx::query(
+            "UPDATE accounts SET email = '', email_index = $1, erasure_requested_at = NULL, updated_at = $2 WHERE id = $3",
+        )
+        .bind(format!("erased:{id}"))
+        .bind(self.now_ms)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        let orders = sqlx::query(
+            "UPDATE orders SET email = '', shipping_address = '', personal_key = NULL WHERE customer_id = $1",
+        )
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        self.append("customer_erased", vec![id.to_owned()], json!({"orders": orders.rows_affected()})).await?;
+        Ok(orders.rows_affected())
+    }
+
+    /// Erases a guest order's personal fields (its data key is destroyed by
+    /// the caller). False if it had none left.
+    pub async fn erase_order_personal_data(&mut self, order_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE orders SET email = '', shipping_address = '', personal_key = NULL \
+             WHERE id = $1 AND customer_id IS NULL AND personal_key IS NOT NULL",
+        )
+        .bind(order_id)
+        .execute(&mut *self.tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            self.append("order_personal_data_erased", vec![order_id.to_owned()], json!({})).await?;
+        }
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Sets or lifts (`None`) a legal hold, through the ledger. The reason
+    /// is the operator's text and stays out of the ledger (it could name a
+    /// person); the entry says only that a hold exists.
+    pub async fn set_legal_hold(&mut self, id: &str, reason: Option<&str>) -> Result<(), StoreError> {
+        self.locked_account_field(id, "id").await?;
+        sqlx::query("UPDATE accounts SET legal_hold = $1, updated_at = $2 WHERE id = $3")
+            .bind(reason)
+            .bind(self.now_ms)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        let kind = if reason.is_some() { "legal_hold_set" } else { "legal_hold_lifted" };
+        self.append(kind, vec![id.to_owned()], json!({})).await?;
+        Ok(())
+    }
+
+    /// Records an erasure request that a legal hold delays.
+    pub async fn request_erasure(&mut self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET erasure_requested_at = $1 WHERE id = $2 AND erasure_requested_at IS NULL")
+            .bind(self.now_ms)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        self.append("erasure_requested", vec![id.to_owned()], json!({"delayed_by_legal_hold": true})).await?;
+        Ok(())
     }
 
     /// Starts (or restarts) TOTP enrollment with a new, unconfirmed secret.

@@ -294,7 +294,12 @@ impl Replay {
             | "recovery_codes_regenerated"
             | "api_token_created"
             | "api_token_revoked"
-            | "password_reset_requested" => {}
+            | "password_reset_requested"
+            | "customer_erased"
+            | "order_personal_data_erased"
+            | "legal_hold_set"
+            | "legal_hold_lifted"
+            | "erasure_requested" => {}
             other => {
                 let other = other.to_owned();
                 self.problem(e, format!("unknown entry kind {other}"));

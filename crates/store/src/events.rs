@@ -86,21 +86,34 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let detail: String = r.try_get("detail")?;
-                Ok(StoredEvent {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    kind: r.try_get("kind")?,
-                    severity: r.try_get("severity")?,
-                    actor: r.try_get("actor")?,
-                    target: r.try_get("target")?,
-                    request_id: r.try_get("request_id")?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        rows.iter().map(stored_event).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
     }
+
+    /// Events about an account (as target or actor), newest first.
+    pub async fn events_about(&self, account_id: &str, limit: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, kind, severity, actor, target, request_id, detail FROM security_events \
+             WHERE target = $1 OR actor = $2 ORDER BY at DESC, id DESC LIMIT $3",
+        )
+        .bind(account_id)
+        .bind(format!("account:{account_id}"))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored_event).collect::<Result<_, sqlx::Error>>().map_err(StoreError::from)
+    }
+}
+
+fn stored_event(r: &sqlx::any::AnyRow) -> Result<StoredEvent, sqlx::Error> {
+    let detail: String = r.try_get("detail")?;
+    Ok(StoredEvent {
+        id: r.try_get("id")?,
+        at: r.try_get("at")?,
+        kind: r.try_get("kind")?,
+        severity: r.try_get("severity")?,
+        actor: r.try_get("actor")?,
+        target: r.try_get("target")?,
+        request_id: r.try_get("request_id")?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+    })
 }

@@ -194,6 +194,12 @@ impl KeyStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Every erased subject.
+    pub async fn tombstones(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT subject_id FROM erasures ORDER BY subject_id").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.try_get("subject_id")).collect::<Result<_, _>>()?)
+    }
+
     /// How many keys each master key id wraps.
     pub async fn key_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query("SELECT key_id, COUNT(*) AS n FROM data_keys GROUP BY key_id ORDER BY key_id")

@@ -110,6 +110,24 @@ impl WriteTx {
 }
 
 impl Store {
+    /// Subjects whose erasure the ledger records (accounts by id, guest
+    /// orders as `order:<id>`), to re-apply against a restored key store.
+    pub async fn erased_subjects_in_ledger(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, target FROM ledger_entries \
+             WHERE kind IN ('customer_erased', 'order_personal_data_erased') ORDER BY idx",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut subjects = Vec::new();
+        for r in rows {
+            let kind: String = r.try_get("kind")?;
+            let Some(target) = r.try_get::<Option<String>, _>("target")? else { continue };
+            subjects.push(if kind == "customer_erased" { target } else { format!("order:{target}") });
+        }
+        Ok(subjects)
+    }
+
     /// Number of entries in the log.
     pub async fn ledger_size(&self) -> Result<u64, StoreError> {
         let size: i64 =

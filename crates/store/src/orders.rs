@@ -26,6 +26,8 @@ pub enum CheckoutOutcome {
 #[derive(Debug, Clone)]
 pub struct NewOrder {
     pub id: String,
+    /// The signed-in customer placing it; `None` for a guest.
+    pub customer_id: Option<String>,
     pub cart_id_hash: String,
     pub currency: String,
     pub totals: Totals,
@@ -57,6 +59,7 @@ impl NewOrder {
             .collect::<Result<_, StoreError>>()?;
         Ok(OrderView {
             id: self.id.clone(),
+            customer_id: self.customer_id.clone(),
             number,
             status: OrderStatus::PendingPayment,
             currency: self.currency.clone(),
@@ -89,6 +92,7 @@ pub struct OrderLineView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderView {
     pub id: String,
+    pub customer_id: Option<String>,
     pub number: i64,
     pub status: OrderStatus,
     pub currency: String,
@@ -253,12 +257,13 @@ impl WriteTx {
             "total": order.totals.total.amount,
             "currency": order.currency,
             "reserved": lines,
+            "customer": order.customer_id,
         });
         let entry = self.append("order_placed", vec![order.id.clone()], change).await?;
         sqlx::query(
             "INSERT INTO orders (id, number, cart_id_hash, status, currency, subtotal, shipping, tax, total, \
-             email, shipping_address, created_at, updated_at, expires_at, ledger_hash, personal_key) \
-             VALUES ($1, $2, $3, 'pending_payment', $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14)",
+             email, shipping_address, created_at, updated_at, expires_at, ledger_hash, personal_key, customer_id) \
+             VALUES ($1, $2, $3, 'pending_payment', $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15)",
         )
         .bind(order.id.clone())
         .bind(number)
@@ -274,6 +279,7 @@ impl WriteTx {
         .bind(order.expires_at)
         .bind(entry.leaf_hex())
         .bind(hex::encode(personal_key.as_ref()))
+        .bind(order.customer_id.clone())
         .execute(&mut *self.tx)
         .await?;
         for (position, line) in view.lines.iter().enumerate() {
@@ -373,11 +379,20 @@ impl WriteTx {
 }
 
 impl Store {
+    /// Ids of a customer's orders, newest first.
+    pub async fn order_ids_of(&self, customer_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM orders WHERE customer_id = $1 ORDER BY created_at DESC, id DESC")
+            .bind(customer_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?)
+    }
+
     /// One order with its lines.
     pub async fn order(&self, id: &str) -> Result<OrderView, StoreError> {
         let r = sqlx::query(
-            "SELECT id, number, status, currency, subtotal, shipping, tax, total, email, shipping_address, \
-                    created_at, updated_at, expires_at FROM orders WHERE id = $1",
+            "SELECT id, customer_id, number, status, currency, subtotal, shipping, tax, total, email, \
+                    shipping_address, created_at, updated_at, expires_at FROM orders WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -405,6 +420,7 @@ impl Store {
         .collect::<Result<_, sqlx::Error>>()?;
         Ok(OrderView {
             id: r.try_get("id")?,
+            customer_id: r.try_get("customer_id")?,
             number: r.try_get("number")?,
             status: OrderStatus::parse(&status).ok_or(StoreError::Corrupt { what: "order status" })?,
             currency: r.try_get("currency")?,

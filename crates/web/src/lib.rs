@@ -30,7 +30,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use routes::{account, admin, auth, carts, catalog, checkout, health, orders, passkeys, staff};
+use routes::{account, admin, auth, carts, catalog, checkout, health, orders, passkeys, privacy, staff};
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -114,7 +114,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(staff::list_staff, staff::invite_staff))
         .routes(routes!(staff::change_role))
         .routes(routes!(staff::staff_sessions, staff::revoke_staff_sessions))
-        .routes(routes!(staff::reset_second_factor));
+        .routes(routes!(staff::reset_second_factor))
+        .routes(routes!(privacy::export_own))
+        .routes(routes!(privacy::erase_own))
+        .routes(routes!(privacy::export_customer))
+        .routes(routes!(privacy::erase_customer))
+        .routes(routes!(privacy::erase_guest_order))
+        .routes(routes!(privacy::set_legal_hold, privacy::lift_legal_hold));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }
 

@@ -31,6 +31,12 @@ pub fn order_subject(order_id: &str) -> String {
     format!("order:{order_id}")
 }
 
+/// Whose data key an order's personal data is under: its customer's, or,
+/// for a guest order, the order's own.
+pub fn data_subject(order: &storefort_store::OrderView) -> String {
+    order.customer_id.clone().unwrap_or_else(|| order_subject(&order.id))
+}
+
 fn vault_error(e: VaultError) -> ApiError {
     ApiError::internal(&e)
 }
@@ -72,6 +78,18 @@ impl Vault {
     ) -> Result<Vec<String>, ApiError> {
         let key = self.new_subject(subject, now_ms).await?;
         fields.iter().map(|(name, value)| key.encrypt(subject, name, value).map_err(vault_error)).collect()
+    }
+
+    /// Encrypts `fields` under an existing subject's key; `None` when the
+    /// subject has no key (erased).
+    pub async fn encrypt_existing(
+        &self,
+        subject: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<Option<Vec<String>>, ApiError> {
+        let Some(key) = self.key(subject).await? else { return Ok(None) };
+        let sealed = fields.iter().map(|(name, value)| key.encrypt(subject, name, value).map_err(vault_error));
+        Ok(Some(sealed.collect::<Result<_, _>>()?))
     }
 
     /// The subject's data key; `None` once erased (or never created).

@@ -99,7 +99,14 @@ impl Check<'_> {
             return Err(forbidden("csrf_failed", "cross-site request refused"));
         }
         if permission == Permission::Public {
-            return Ok(None);
+            // A signed-in shopper stays signed in on public routes (their
+            // checkout belongs to their account), but quietly: a stale or
+            // foreign cookie just means browsing as a guest, and a write
+            // without its CSRF token is treated as a guest's.
+            return Ok(match cookie::session_token(headers) {
+                Some(token) => self.quiet_session(token, method, headers).await,
+                None => None,
+            });
         }
         let principal = match bearer_api_token(headers) {
             Some(token) => self.api_token(&token, permission).await?,
@@ -109,6 +116,30 @@ impl Check<'_> {
             },
         };
         Ok(Some(principal))
+    }
+
+    /// The session behind a cookie on a public route, or `None` for
+    /// anything less than a live, full, CSRF-proven (on writes) session.
+    async fn quiet_session(&self, token: String, method: &Method, headers: &HeaderMap) -> Option<Principal> {
+        let state = self.state;
+        if !is_token_shaped(&token) {
+            return None;
+        }
+        let id_hash = hash_secret(&token);
+        let session = state.store().session(&id_hash).await.ok().flatten()?;
+        if !session.live_at(state.now_ms()) || session.stage != Stage::Full.as_str() {
+            return None;
+        }
+        if is_write(method) {
+            let presented = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if !secrets_equal(presented, &state.key().csrf_token(&token)) {
+                return None;
+            }
+        }
+        let account = state.store().account(&session.account_id).await.ok().flatten()?;
+        let role = AccountRole::parse(&account.role).filter(|_| account.status == "active")?;
+        let via = Via::Session { id_hash, token, stage: Stage::Full, second_factor_at: session.second_factor_at };
+        Some(Principal { account_id: account.id, role, via })
     }
 
     async fn event(&self, kind: EventKind, actor: Actor, reason: &str) {

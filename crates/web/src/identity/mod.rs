@@ -154,6 +154,15 @@ impl Principal {
     }
 }
 
+impl axum::extract::OptionalFromRequestParts<AppState> for Principal {
+    type Rejection = std::convert::Infallible;
+
+    /// On public routes: the signed-in caller, if the guard found one.
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Principal>().cloned())
+    }
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 

@@ -40,7 +40,8 @@ pub fn required(method: &Method, route: &str) -> Option<Permission> {
         // The account's own security settings.
         ("POST", "/api/v1/auth/step-up" | "/api/v1/account/recovery-codes") => OwnAccount,
         ("DELETE", "/api/v1/account/totp" | "/api/v1/account/passkeys/{id}") => OwnAccount,
-        ("GET", "/api/v1/account/passkeys") => OwnAccount,
+        ("GET", "/api/v1/account/passkeys" | "/api/v1/account/export") => OwnAccount,
+        ("POST", "/api/v1/account/erase") => OwnAccount,
         ("GET" | "POST", "/api/v1/account/api-tokens") => ManageApiTokens,
         ("DELETE", "/api/v1/account/api-tokens/{id}") => ManageApiTokens,
         // Staff work.
@@ -53,6 +54,12 @@ pub fn required(method: &Method, route: &str) -> Option<Permission> {
         ("PUT", "/api/v1/admin/staff/{id}/role") => ManageStaff,
         ("GET" | "DELETE", "/api/v1/admin/staff/{id}/sessions") => ManageStaff,
         ("POST", "/api/v1/admin/staff/{id}/reset-second-factor") => ManageStaff,
+        // Privacy requests handled by staff.
+        ("GET", "/api/v1/admin/customers/{id}/export") => ExportData,
+        ("POST", "/api/v1/admin/customers/{id}/erase" | "/api/v1/admin/orders/{id}/erase-personal-data") => {
+            ErasePersonalData
+        }
+        ("PUT" | "DELETE", "/api/v1/admin/customers/{id}/legal-hold") => ErasePersonalData,
         _ => return None,
     };
     Some(p)

@@ -279,21 +279,20 @@ pub async fn list_events(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 500").field("limit"));
     }
-    let items = state
-        .store()
-        .recent_events(limit)
-        .await?
-        .into_iter()
-        .map(|e| EventOut {
-            id: e.id,
-            at: crate::clock::rfc3339(e.at),
-            kind: e.kind,
-            severity: e.severity,
-            actor: e.actor,
-            target: e.target,
-            request_id: e.request_id,
-            detail: e.detail,
-        })
-        .collect();
+    let items = state.store().recent_events(limit).await?.into_iter().map(event_out).collect();
     Ok(Json(EventList { items }))
+}
+
+/// The API view of a stored event.
+pub fn event_out(e: storefort_store::StoredEvent) -> EventOut {
+    EventOut {
+        id: e.id,
+        at: crate::clock::rfc3339(e.at),
+        kind: e.kind,
+        severity: e.severity,
+        actor: e.actor,
+        target: e.target,
+        request_id: e.request_id,
+        detail: e.detail,
+    }
 }

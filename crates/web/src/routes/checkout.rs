@@ -8,6 +8,7 @@
 use super::orders::{OrderOut, order_out};
 use crate::error::ApiError;
 use crate::extract::ApiJsonWithBytes;
+use crate::identity::Principal;
 use crate::middleware::ReqId;
 use crate::secrets::is_token_shaped;
 use crate::state::AppState;
@@ -17,6 +18,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use storefort_auth::AccountRole;
 use storefort_core::{Actor, Address, AddressInput, Email, EventKind, PricingError, SecurityEvent, compute_totals};
 use storefort_store::{CheckoutOutcome, NewOrder, StoreError, WriteTx, hash_secret};
 use utoipa::ToSchema;
@@ -97,15 +99,31 @@ fn pricing_error(e: PricingError) -> ApiError {
 struct SealedPersonal {
     email: String,
     shipping_address: String,
+    /// The account the order belongs to, when its key sealed it.
+    customer_id: Option<String>,
 }
 
-async fn seal_personal(state: &AppState, v: &Validated, order_id: &str) -> Result<SealedPersonal, ApiError> {
+/// A signed-in customer's order is sealed under their account's key (so
+/// erasing the account reaches it); a guest order gets a key of its own.
+async fn seal_personal(
+    state: &AppState,
+    v: &Validated,
+    order_id: &str,
+    customer: Option<&str>,
+) -> Result<SealedPersonal, ApiError> {
     let address = serde_json::to_string(&v.address).map_err(|e| ApiError::internal(&e))?;
     let fields = [("email", v.email.as_str()), ("shipping_address", address.as_str())];
-    let mut sealed = state.vault().encrypt_new(&order_subject(order_id), state.now_ms(), &fields).await?;
+    let under_account = match customer {
+        Some(account) => state.vault().encrypt_existing(account, &fields).await?.map(|s| (s, account.to_owned())),
+        None => None,
+    };
+    let (mut sealed, customer_id) = match under_account {
+        Some((sealed, account)) => (sealed, Some(account)),
+        None => (state.vault().encrypt_new(&order_subject(order_id), state.now_ms(), &fields).await?, None),
+    };
     let shipping_address = sealed.pop().unwrap_or_default();
     let email = sealed.pop().unwrap_or_default();
-    Ok(SealedPersonal { email, shipping_address })
+    Ok(SealedPersonal { email, shipping_address, customer_id })
 }
 
 /// Everything checkout does inside its transaction.
@@ -129,6 +147,7 @@ async fn place_order(
     let expiry = i64::try_from(settings.order_expiry.as_millis()).unwrap_or(i64::MAX);
     let order = NewOrder {
         id: order_id.to_owned(),
+        customer_id: sealed.customer_id.clone(),
         cart_id_hash: v.cart_hash.clone(),
         currency: settings.currency.code().to_owned(),
         totals,
@@ -157,6 +176,7 @@ pub async fn checkout(
     State(state): State<AppState>,
     headers: HeaderMap,
     req: ReqId,
+    principal: Option<Principal>,
     ApiJsonWithBytes(body, raw): ApiJsonWithBytes<CheckoutRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
@@ -166,7 +186,8 @@ pub async fn checkout(
     // order exists, so no acknowledged order is ever encrypted under a key a
     // crash could lose. A retry that turns out to be a replay leaves an
     // unused key behind, which holds nothing.
-    let sealed = seal_personal(&state, &v, &order_id).await?;
+    let customer = principal.filter(|p| p.role == AccountRole::Customer).map(|p| p.account_id);
+    let sealed = seal_personal(&state, &v, &order_id, customer.as_deref()).await?;
     let mut tx = state.store().begin_write(state.now_ms(), "guest", req.as_deref()).await?;
     if let Some(key) = &key {
         let claim =

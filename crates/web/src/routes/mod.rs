@@ -6,9 +6,11 @@ pub mod auth;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;
+pub mod export_page;
 pub mod health;
 pub mod orders;
 pub mod passkeys;
+pub mod privacy;
 pub mod staff;
 
 use crate::error::ApiError;

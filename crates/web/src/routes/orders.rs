@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::extract::ApiPath;
 use crate::middleware::ReqId;
 use crate::state::AppState;
-use crate::vault::order_subject;
+use crate::vault::data_subject;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -52,7 +52,7 @@ pub struct OrderOut {
 /// The API view of an order, its personal data decrypted (or null when
 /// erased).
 pub(crate) async fn order_out(state: &AppState, o: OrderView) -> Result<OrderOut, ApiError> {
-    let subject = order_subject(&o.id);
+    let subject = data_subject(&o);
     let email = state.vault().reveal(&subject, "email", &o.email).await?;
     let address = match state.vault().reveal(&subject, "shipping_address", &o.shipping_address).await? {
         Some(text) => Some(
