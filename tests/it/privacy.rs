@@ -105,3 +105,164 @@ async fn a_copied_ciphertext_or_a_corrupted_one_never_shows_someone_elses_data()
     assert_eq!(r.code(), "internal_error");
     pool.close().await;
 }
+
+/// A consistent copy of a SQLite database, as a backup would take.
+async fn snapshot(db_url: &str, to: &std::path::Path) -> String {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(db_url).await.expect("connect");
+    let statement = format!("VACUUM INTO '{}'", to.display());
+    sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await.expect("vacuum into");
+    pool.close().await;
+    format!("sqlite://{}?mode=rwc", to.display())
+}
+
+#[tokio::test]
+async fn erasure_reaches_every_copy_and_leaves_orders_and_the_ledger_whole() {
+    let app = spawn().await;
+    let v = app.product("Teapot", 4500, 10).await;
+    let customer = crate::accounts::provision(&app.store, &app.state, "erin@example.com", "customer").await;
+    let mut erin = crate::accounts::Browser::new(&app);
+    assert_eq!(erin.sign_in(&customer).await.body["status"], "signed_in");
+    // A signed-in checkout belongs to the account.
+    let cart = app.cart_with(&v, 2).await;
+    let mut body = checkout_body(&cart);
+    body["email"] = json!("erin@example.com");
+    body["shipping_address"]["name"] = json!("Erin Erasable");
+    let placed = erin.post("/api/v1/checkout", body).await;
+    assert_eq!(placed.status, 201, "{}", placed.body);
+    let order = placed.body["order"]["id"].as_str().expect("id").to_owned();
+    let token = placed.body["access_token"].as_str().expect("token").to_owned();
+    let total = placed.body["order"]["total"].clone();
+    let export = erin.get("/api/v1/account/export").await;
+    assert_eq!(export.body["profile"]["email"], "erin@example.com", "{}", export.body);
+    assert_eq!(export.body["orders"][0]["shipping_address"]["name"], "Erin Erasable");
+    let page = erin.send(reqwest::Method::GET, "/api/v1/account/export?format=html", None).await;
+    assert_eq!(page.status, 200);
+
+    // A backup taken before the erasure (SQLite; PostgreSQL dumps are the
+    // same idea, tested by the scan above).
+    let backup = if app.db_url.starts_with("sqlite:") {
+        Some(snapshot(&app.db_url, &app.dir.path().join("backup.db")).await)
+    } else {
+        None
+    };
+
+    let r = erin.post("/api/v1/account/erase", json!({"password": "wrong"})).await;
+    assert_eq!((r.status, r.code()), (401, "invalid_credentials"));
+    let r = erin.post("/api/v1/account/erase", json!({"password": customer.password})).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (200, Some("erased")), "{}", r.body);
+    // Signed out everywhere, and can never sign in again.
+    assert_eq!(erin.get("/api/v1/auth/session").await.status, 401);
+    let r = app.post("/api/v1/auth/sign-in", json!({"email": "erin@example.com", "password": customer.password})).await;
+    assert_eq!((r.status, r.code()), (401, "invalid_credentials"));
+
+    // Their export holds nothing personal; their order keeps its totals.
+    let mut owner = app.owner_browser().await;
+    let export = owner.get(&format!("/api/v1/admin/customers/{}/export", customer.id)).await;
+    assert_eq!(export.status, 200, "{}", export.body);
+    assert_eq!(export.body["profile"]["email"], serde_json::Value::Null);
+    assert_eq!(export.body["profile"]["status"], "erased");
+    let text = export.body.to_string();
+    assert!(!text.contains("erin@example.com") && !text.contains("Erasable"), "{text}");
+    assert_eq!(export.body["orders"][0]["total"], total);
+    assert_eq!(export.body["orders"][0]["email"], serde_json::Value::Null);
+    // A replayed erasure is refused.
+    let r = owner.post(&format!("/api/v1/admin/customers/{}/erase", customer.id), json!({})).await;
+    assert_eq!((r.status, r.code()), (409, "already_erased"));
+    // The ledger still verifies, the erasure itself recorded in it.
+    let report = crate::ledger::audit(&app).await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let kinds: Vec<String> = app
+        .store
+        .ledger_entries(0, app.store.ledger_size().await.expect("size"))
+        .await
+        .expect("entries")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&"customer_erased".to_owned()));
+
+    // The old backup, restored and served with today's keys, yields nothing.
+    if let Some(backup) = backup {
+        let restored = crate::support::spawn_over(&app, backup).await;
+        let r = crate::support::read(
+            restored
+                .client
+                .get(restored.url(&format!("/api/v1/orders/{order}")))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            (r.body["email"].clone(), r.body["shipping_address"].clone()),
+            (serde_json::Value::Null, serde_json::Value::Null)
+        );
+        assert_eq!(r.body["total"], total);
+        let row = restored.store.order(&order).await.expect("order in the backup");
+        assert!(!row.email.is_empty(), "the backup still holds the ciphertext");
+        assert_eq!(restored.state.vault().reveal(&customer.id, "email", &row.email).await.expect("reveal"), None);
+        let account = restored.store.account(&customer.id).await.expect("read").expect("account in the backup");
+        assert_eq!(account.status, "active", "the backup predates the erasure");
+        assert_eq!(restored.state.vault().reveal(&customer.id, "email", &account.email).await.expect("reveal"), None);
+        // At start the store re-applies the erasure to the restored rows.
+        let applied = storefort_web::routes::privacy::reconcile_erasures(&restored.state).await.expect("reconcile");
+        assert_eq!(applied, 1);
+        let account = restored.store.account(&customer.id).await.expect("read").expect("account");
+        assert_eq!(account.status, "erased");
+        let r = restored
+            .post("/api/v1/auth/sign-in", json!({"email": "erin@example.com", "password": customer.password}))
+            .await;
+        assert_eq!(r.code(), "invalid_credentials");
+        assert!(crate::ledger::audit(&restored).await.problems.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_legal_hold_delays_erasure_until_lifted_and_guest_orders_are_erased_by_staff() {
+    let app = spawn().await;
+    let customer = crate::accounts::provision(&app.store, &app.state, "hal@example.com", "customer").await;
+    let mut owner = app.owner_browser().await;
+    let hold = format!("/api/v1/admin/customers/{}/legal-hold", customer.id);
+    let r = owner.send(reqwest::Method::PUT, &hold, Some(json!({"reason": "tax audit 2026"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = owner.post(&format!("/api/v1/admin/customers/{}/erase", customer.id), json!({})).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (202, Some("delayed_by_legal_hold")), "{}", r.body);
+    let account = app.store.account(&customer.id).await.expect("read").expect("account");
+    assert_eq!(account.status, "active");
+    assert!(app.state.vault().reveal(&customer.id, "email", &account.email).await.expect("reveal").is_some());
+    let r = owner.send(reqwest::Method::DELETE, &hold, None).await;
+    assert_eq!(r.body["status"], "lifted_and_erased", "{}", r.body);
+    assert_eq!(app.store.account(&customer.id).await.expect("read").expect("account").status, "erased");
+
+    // A guest order's data, erased by staff; its totals stay.
+    let v = app.product("Spoon", 300, 10).await;
+    let cart = app.cart_with(&v, 1).await;
+    let placed = app.post("/api/v1/checkout", checkout_body(&cart)).await;
+    let order = placed.body["order"]["id"].as_str().expect("id").to_owned();
+    let token = placed.body["access_token"].as_str().expect("token").to_owned();
+    let r = owner.post(&format!("/api/v1/admin/orders/{order}/erase-personal-data"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = owner.post(&format!("/api/v1/admin/orders/{order}/erase-personal-data"), json!({})).await;
+    assert_eq!((r.status, r.code()), (409, "already_erased"));
+    let r = crate::support::read(
+        app.client.get(app.url(&format!("/api/v1/orders/{order}"))).bearer_auth(&token).send().await.expect("send"),
+    )
+    .await;
+    assert_eq!(
+        (r.body["email"].clone(), r.body["shipping_address"].clone()),
+        (serde_json::Value::Null, serde_json::Value::Null)
+    );
+    assert_eq!(r.body["total"], placed.body["order"]["total"]);
+    assert!(crate::ledger::audit(&app).await.problems.is_empty());
+    // A customer cannot export or erase someone else.
+    let other = crate::accounts::provision(&app.store, &app.state, "oz@example.com", "customer").await;
+    let mut oz = crate::accounts::Browser::new(&app);
+    oz.sign_in(&other).await;
+    let r = oz.get(&format!("/api/v1/admin/customers/{}/export", customer.id)).await;
+    assert_eq!((r.status, r.code()), (403, "forbidden"));
+    let r = oz.post(&format!("/api/v1/admin/customers/{}/erase", customer.id), json!({})).await;
+    assert_eq!((r.status, r.code()), (403, "forbidden"));
+}

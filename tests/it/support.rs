@@ -68,11 +68,30 @@ pub async fn spawn_with_mailer(mailer: storefort_web::identity::mailer::Mailer) 
     spawn_full(Settings::demo(), Some(mailer)).await
 }
 
-async fn spawn_full(mut settings: Settings, mailer: Option<storefort_web::identity::mailer::Mailer>) -> TestApp {
+/// A second store over `db_url` (a restored copy, say) that shares
+/// `original`'s key store and master key, as a restore on the same machine
+/// would.
+pub async fn spawn_over(original: &TestApp, db_url: String) -> TestApp {
+    let over = (db_url, original.dir.path().to_owned(), original.state.key().clone());
+    spawn_inner(Settings::demo(), None, Some(over)).await
+}
+
+async fn spawn_full(settings: Settings, mailer: Option<storefort_web::identity::mailer::Mailer>) -> TestApp {
+    spawn_inner(settings, mailer, None).await
+}
+
+async fn spawn_inner(
+    mut settings: Settings,
+    mailer: Option<storefort_web::identity::mailer::Mailer>,
+    over: Option<(String, std::path::PathBuf, ServerKey)>,
+) -> TestApp {
     init_test_logging();
     let dir = tempfile::tempdir().expect("temp dir");
     settings.outbox_dir = dir.path().join("outbox");
-    let db_url = fresh_database_url(&dir).await;
+    let (db_url, vault_dir, key) = match over {
+        Some((url, vault_dir, key)) => (url, vault_dir, key),
+        None => (fresh_database_url(&dir).await, dir.path().to_owned(), ServerKey::generate().expect("rng")),
+    };
     let store = Store::open(&StoreOptions {
         url: db_url.clone(),
         max_connections: 16,
@@ -82,7 +101,6 @@ async fn spawn_full(mut settings: Settings, mailer: Option<storefort_web::identi
     .await
     .expect("open store");
     let clock = ManualClock::new();
-    let key = ServerKey::generate().expect("rng");
     let signer = storefort_web::ledger::open_signer(
         &store,
         &[3; 32],
@@ -92,7 +110,7 @@ async fn spawn_full(mut settings: Settings, mailer: Option<storefort_web::identi
     )
     .await
     .expect("ledger");
-    let vault = test_vault(&dir).await;
+    let vault = test_vault(&vault_dir).await;
     let state = match mailer {
         Some(m) => AppState::with_mailer(store.clone(), settings, Arc::new(clock.clone()), key, signer, vault, m),
         None => AppState::new(store.clone(), settings, Arc::new(clock.clone()), key, signer, vault),
@@ -103,7 +121,9 @@ async fn spawn_full(mut settings: Settings, mailer: Option<storefort_web::identi
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let owner = crate::accounts::provision(&store, &state, "owner@example.com", "owner").await;
+    // A restored copy already holds the first store's owner.
+    let owner_email = if vault_dir == dir.path() { "owner@example.com" } else { "owner-restored@example.com" };
+    let owner = crate::accounts::provision(&store, &state, owner_email, "owner").await;
     let admin_token = crate::accounts::api_token(&store, &owner.id, "owner").await;
     TestApp {
         base: format!("http://{addr}"),
@@ -120,10 +140,11 @@ async fn spawn_full(mut settings: Settings, mailer: Option<storefort_web::identi
 
 /// A key store in `dir/keys.db` (its own database, as in production) under
 /// a fresh master key.
-pub async fn test_vault(dir: &TempDir) -> Arc<storefort_web::vault::Vault> {
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display());
+pub async fn test_vault(dir: &std::path::Path) -> Arc<storefort_web::vault::Vault> {
+    let url = format!("sqlite://{}?mode=rwc", dir.join("keys.db").display());
     let keys = storefort_store::KeyStore::open(&url).await.expect("key store");
-    let master = storefort_vault::MasterKey::generate().expect("master key");
+    let source = storefort_vault::KeySource::File(dir.join("master.key"));
+    let (master, _) = storefort_vault::MasterKey::load(&source).expect("master key");
     Arc::new(storefort_web::vault::Vault::open(master, keys).await.expect("vault"))
 }
 

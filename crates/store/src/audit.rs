@@ -299,7 +299,8 @@ impl Replay {
             | "order_personal_data_erased"
             | "legal_hold_set"
             | "legal_hold_lifted"
-            | "erasure_requested" => {}
+            | "erasure_requested"
+            | "personal_data_exported" => {}
             other => {
                 let other = other.to_owned();
                 self.problem(e, format!("unknown entry kind {other}"));
