@@ -193,7 +193,7 @@ async fn bench_vault() -> Arc<storefort_web::vault::Vault> {
     let url = format!("sqlite://{}?mode=rwc", dir.join("keys.db").display());
     let keys = storefort_store::KeyStore::open(&url).await.expect("key store");
     let master = storefort_vault::MasterKey::generate().expect("master key");
-    Arc::new(storefort_web::vault::Vault::open(master, keys).await.expect("vault"))
+    Arc::new(storefort_web::vault::Vault::open(master, Vec::new(), None, keys).await.expect("vault"))
 }
 
 /// A new empty schema in the given PostgreSQL database, so runs never collide.

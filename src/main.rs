@@ -4,6 +4,7 @@
 mod admin_cmd;
 mod config;
 mod keyfile;
+mod keys_cmd;
 mod ledger_cmd;
 mod serve;
 
@@ -56,6 +57,11 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// The keys that protect personal data.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// The tamper-evident ledger.
     Ledger {
@@ -127,6 +133,17 @@ enum ConfigCommand {
     Check {
         #[arg(long)]
         listen: Option<String>,
+        #[command(flatten)]
+        common: CommonFlags,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Replace the master key: every data key is re-wrapped under a new one
+    /// (data is not re-encrypted), then the old key is deleted. Safe while
+    /// the store serves, and safe to re-run after an interruption.
+    Rotate {
         #[command(flatten)]
         common: CommonFlags,
     },
@@ -216,6 +233,10 @@ fn run() -> Result<()> {
             runtime.block_on(serve::witness(&listen, dir))
         }
         Command::Receipt { command: ReceiptCommand::Verify { file, key } } => ledger_cmd::verify_receipt(&file, &key),
+        Command::Keys { command: KeysCommand::Rotate { common } } => {
+            let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
+            runtime.block_on(keys_cmd::rotate(cfg))
+        }
         Command::Admin { command: AdminCommand::Create { email, role, password_stdin, common } } => {
             let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
             runtime.block_on(admin_cmd::create(cfg, &email, &role, password_stdin))

@@ -55,8 +55,17 @@ pub fn now_ms() -> i64 {
 /// Loads the master key and opens the key store; refuses a master key that
 /// is not the one the key store was set up with.
 pub async fn open_vault(cfg: &Config) -> Result<Arc<storefort_web::vault::Vault>> {
-    let (master, created) = storefort_vault::MasterKey::load(&cfg.master_key_source())
-        .map_err(|e| anyhow::anyhow!("cannot load the master key: {e}"))?;
+    let source = cfg.master_key_source();
+    let (master, created) =
+        storefort_vault::MasterKey::load(&source).map_err(|e| anyhow::anyhow!("cannot load the master key: {e}"))?;
+    // A rotation that did not finish left the old key beside the new one.
+    let retired = match source.retired_file() {
+        Some(path) => storefort_vault::load_existing_file(&path)
+            .map_err(|e| anyhow::anyhow!("cannot load the retiring master key: {e}"))?
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    };
     if created {
         tracing::info!(key = master.id(), "created a new master key; back it up apart from the database");
     }
@@ -64,7 +73,7 @@ pub async fn open_vault(cfg: &Config) -> Result<Arc<storefort_web::vault::Vault>
     let keys = storefort_store::KeyStore::open(&cfg.key_store_url()?)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the key store: {e}"))?;
-    Ok(Arc::new(storefort_web::vault::Vault::open(master, keys).await?))
+    Ok(Arc::new(storefort_web::vault::Vault::open(master, retired, Some(source), keys).await?))
 }
 
 /// The mailer the configuration asks for.

@@ -361,3 +361,63 @@ async fn a_wrong_master_key_stops_the_store_before_it_writes_anything() {
     assert_eq!(key_store().await, keys_before, "no key written under the wrong master key");
     assert_eq!(std::fs::read_to_string(&path).expect("key"), "cd".repeat(32), "the key file is left as found");
 }
+
+#[tokio::test]
+async fn keys_rotate_from_the_command_line_and_the_store_reads_everything_after() {
+    let Launched { dir, db_url, port, base, client, mut server } = launch().await;
+    let variant = all_variants(&client, &base).await.into_keys().next().expect("a variant");
+    let cart: Value = client
+        .post(format!("{base}/api/v1/carts"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("cart")
+        .json()
+        .await
+        .expect("json");
+    let cart = cart["id"].as_str().expect("cart id");
+    client
+        .post(format!("{base}/api/v1/carts/{cart}/lines"))
+        .json(&json!({"variant_id": variant, "quantity": 1}))
+        .send()
+        .await
+        .expect("line");
+    let placed: Value = client
+        .post(format!("{base}/api/v1/checkout"))
+        .json(&checkout_body(cart))
+        .send()
+        .await
+        .expect("checkout")
+        .json()
+        .await
+        .expect("json");
+    let (order, token) = (placed["order"]["id"].as_str().expect("id"), placed["access_token"].as_str().expect("token"));
+    let old_key = std::fs::read_to_string(dir.path().join("master.key")).expect("key");
+    // Rotated while the server runs.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_storefort"));
+    cmd.args(["keys", "rotate"]).arg("--data-dir").arg(dir.path());
+    if !db_url.starts_with("sqlite:") {
+        cmd.args(["--database-url", &db_url]).env("STOREFORT_VAULT__KEY_STORE_URL", key_store_url(dir.path()));
+    }
+    let out = cmd.output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("master key rotated"));
+    assert_ne!(std::fs::read_to_string(dir.path().join("master.key")).expect("key"), old_key);
+    assert!(!dir.path().join("master.key.old").exists());
+    let read = |client: reqwest::Client, base: String| async move {
+        let r = client.get(format!("{base}/api/v1/orders/{order}")).bearer_auth(token).send().await.expect("get");
+        r.json::<Value>().await.expect("json")
+    };
+    assert_eq!(
+        read(client.clone(), base.clone()).await["email"],
+        "ada@example.com",
+        "the running store picked up the new key"
+    );
+    server.start_kill().expect("stop");
+    let _ = server.wait().await;
+    let mut server = start(dir.path(), port, &db_url);
+    wait_ready(&client, &base).await;
+    assert_eq!(read(client.clone(), base.clone()).await["email"], "ada@example.com", "after a restart too");
+    server.start_kill().expect("stop");
+    let _ = server.wait().await;
+}

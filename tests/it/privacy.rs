@@ -266,3 +266,71 @@ async fn a_legal_hold_delays_erasure_until_lifted_and_guest_orders_are_erased_by
     let r = oz.post(&format!("/api/v1/admin/customers/{}/erase", customer.id), json!({})).await;
     assert_eq!((r.status, r.code()), (403, "forbidden"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_master_key_rotates_while_checkouts_run_and_the_old_key_is_then_useless() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let app = Arc::new(spawn().await);
+    let v = app.product("Grinder", 2000, 100_000).await;
+    let old_id = app.state.vault().master_id();
+    let stop = Arc::new(AtomicBool::new(false));
+    let placed = Arc::new(Mutex::new(Vec::new()));
+    let shoppers: Vec<_> = (0..4)
+        .map(|s| {
+            let (app, v, stop, placed) = (app.clone(), v.clone(), stop.clone(), placed.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) && n < 200 {
+                    let cart = app.cart_with(&v, 1).await;
+                    let mut body = checkout_body(&cart);
+                    let email = format!("rot{s}-{n}@example.com");
+                    body["email"] = json!(email);
+                    let r = app.post("/api/v1/checkout", body).await;
+                    assert_eq!(r.status, 201, "{}", r.body);
+                    let id = r.body["order"]["id"].as_str().expect("id").to_owned();
+                    let token = r.body["access_token"].as_str().expect("token").to_owned();
+                    placed.lock().expect("lock").push((id, token, email));
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The operator's `storefort keys rotate`: another process, its own vault.
+    let source = storefort_vault::KeySource::File(app.dir.path().join("master.key"));
+    let operator = crate::support::test_vault(app.dir.path()).await;
+    let rotation = storefort_web::vault::rotate_file_key(&operator, &source, |_, _| {}).await.expect("rotate");
+    assert_eq!(rotation.old_id, old_id);
+    assert_ne!(rotation.new_id, old_id);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.store(true, Ordering::SeqCst);
+    for s in shoppers {
+        s.await.expect("shopper");
+    }
+    let placed = placed.lock().expect("lock").clone();
+    assert!(placed.len() > 8, "checkouts ran during the rotation: {}", placed.len());
+    // Everything decrypts through the serving store...
+    for (id, token, email) in &placed {
+        let r = crate::support::read(
+            app.client.get(app.url(&format!("/api/v1/orders/{id}"))).bearer_auth(token).send().await.expect("send"),
+        )
+        .await;
+        assert_eq!(r.body["email"], email.as_str(), "{}", r.body);
+    }
+    // ...every key is wrapped by the new master key, the old key file is gone,
+    // and a store holding only the new key reads everything.
+    assert!(!app.dir.path().join("master.key.old").exists());
+    let keys = operator.key_store().key_counts().await.expect("counts");
+    assert_eq!(keys.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), vec![rotation.new_id.as_str()], "{keys:?}");
+    let fresh = crate::support::test_vault(app.dir.path()).await;
+    assert_eq!(fresh.master_id(), rotation.new_id);
+    for (id, _, email) in &placed {
+        let order = app.store.order(id).await.expect("order");
+        let subject = storefort_web::vault::data_subject(&order);
+        assert_eq!(
+            fresh.reveal(&subject, "email", &order.email).await.expect("reveal").as_deref(),
+            Some(email.as_str())
+        );
+    }
+}

@@ -145,7 +145,7 @@ pub async fn test_vault(dir: &std::path::Path) -> Arc<storefort_web::vault::Vaul
     let keys = storefort_store::KeyStore::open(&url).await.expect("key store");
     let source = storefort_vault::KeySource::File(dir.join("master.key"));
     let (master, _) = storefort_vault::MasterKey::load(&source).expect("master key");
-    Arc::new(storefort_web::vault::Vault::open(master, keys).await.expect("vault"))
+    Arc::new(storefort_web::vault::Vault::open(master, Vec::new(), Some(source), keys).await.expect("vault"))
 }
 
 /// A response read fully: status, headers and JSON body (Null if not JSON).

@@ -78,15 +78,33 @@ impl KeyStore {
         Ok(row.try_get("value")?)
     }
 
-    /// Replaces the recorded master key id (after a rotation finished).
-    pub async fn set_master_key_id(&self, id: &str) -> Result<(), StoreError> {
+    /// Sets a meta value (`master_key_id`, `rotating_to`); `None` removes it.
+    pub async fn set_meta(&self, name: &str, value: Option<&str>) -> Result<(), StoreError> {
         let writer = self.lock().await;
-        sqlx::query("UPDATE key_store_meta SET value = $1 WHERE name = 'master_key_id'")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        match value {
+            Some(v) => {
+                sqlx::query(
+                    "INSERT INTO key_store_meta (name, value) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(name)
+                .bind(v)
+                .execute(&self.pool)
+                .await?
+            }
+            None => sqlx::query("DELETE FROM key_store_meta WHERE name = $1").bind(name).execute(&self.pool).await?,
+        };
         drop(writer);
         self.durable().await
+    }
+
+    /// A meta value.
+    pub async fn meta(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM key_store_meta WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("value")).transpose()?)
     }
 
     async fn lock(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {

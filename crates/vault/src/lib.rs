@@ -13,4 +13,4 @@ mod cipher;
 pub mod master;
 
 pub use cipher::{BlindIndex, DataKey, VaultError, WrappedKey};
-pub use master::{KeySource, MasterKey};
+pub use master::{KeySource, MasterKey, load_existing_file, write_new_file};

@@ -33,6 +33,21 @@ pub enum KeySource {
     Command(String),
 }
 
+impl KeySource {
+    /// Where a file-held key waits while a rotation re-wraps data keys
+    /// (`master.key.old`), so a crash mid-rotation loses nothing.
+    pub fn retired_file(&self) -> Option<PathBuf> {
+        match self {
+            KeySource::File(path) => {
+                let mut name = path.file_name()?.to_owned();
+                name.push(".old");
+                Some(path.with_file_name(name))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl MasterKey {
     /// A fresh random key.
     pub fn generate() -> Result<Self, VaultError> {
@@ -109,6 +124,29 @@ impl MasterKey {
         }
         cipher::unwrap(&self.key, subject, wrapped)
     }
+}
+
+/// Reads a key file that must exist (the retired key during a rotation).
+pub fn load_existing_file(path: &Path) -> Result<Option<MasterKey>, VaultError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            MasterKey::from_hex(&text)
+                .map(Some)
+                .map_err(|e| VaultError::BadMasterKey(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(VaultError::BadMasterKey(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// Writes a key file (0600) durably, replacing nothing: `path` must not exist.
+pub fn write_new_file(path: &Path, key: &MasterKey) -> Result<(), VaultError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e: std::io::Error| VaultError::BadMasterKey(format!("cannot write {}: {e}", path.display()));
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    file.write_all(key.to_hex().as_bytes()).and_then(|()| file.sync_all()).map_err(io)
 }
 
 fn load_or_create_file(path: &Path) -> Result<(MasterKey, bool), VaultError> {
