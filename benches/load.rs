@@ -133,6 +133,14 @@ async fn bare_baseline() -> Result {
 /// Storefort on a fresh database with 20 products of 3 variants each; serves
 /// one app with the catalog cache on and one with it off.
 async fn store_app(url: String, record_ledger: bool) -> (String, String, Store, Vec<String>, Vec<String>) {
+    store_app_with(url, record_ledger, true).await
+}
+
+async fn store_app_with(
+    url: String,
+    record_ledger: bool,
+    encrypt: bool,
+) -> (String, String, Store, Vec<String>, Vec<String>) {
     let store = Store::open(&StoreOptions { url, max_connections: 16, ledger_mac_key: [7; 32], record_ledger })
         .await
         .expect("open store");
@@ -172,7 +180,7 @@ async fn store_app(url: String, record_ledger: bool) -> (String, String, Store, 
     let signer = storefort_web::ledger::open_signer(&store, &[3; 32], Some("bench.storefort/ledger"), None, now)
         .await
         .expect("ledger");
-    let vault = bench_vault().await;
+    let vault = if encrypt { bench_vault().await } else { plaintext_vault().await };
     let cached = AppState::new(
         store.clone(),
         Settings::demo(),
@@ -194,6 +202,27 @@ async fn bench_vault() -> Arc<storefort_web::vault::Vault> {
     let keys = storefort_store::KeyStore::open(&url).await.expect("key store");
     let master = storefort_vault::MasterKey::generate().expect("master key");
     Arc::new(storefort_web::vault::Vault::open(master, Vec::new(), None, keys).await.expect("vault"))
+}
+
+/// The same, storing personal data in plaintext: the baseline for what
+/// field encryption costs.
+async fn plaintext_vault() -> Arc<storefort_web::vault::Vault> {
+    let dir = tempfile::tempdir().expect("dir").keep();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("keys.db").display());
+    let keys = storefort_store::KeyStore::open(&url).await.expect("key store");
+    Arc::new(storefort_web::vault::Vault::plaintext_for_benchmarks(keys).await.expect("vault"))
+}
+
+/// Checkout with field encryption (a data key per order, stored durably in
+/// the key store; email and address encrypted) and without, in one run.
+async fn encryption_phases(backend: &str, with: String, without: String) -> Vec<Result> {
+    let (base, _, store, _, variants) = store_app_with(without, true, false).await;
+    let plain = checkout_phase(&format!("{backend}, field encryption off"), &base, variants).await;
+    store.close().await;
+    let (base, _, store, _, variants) = store_app_with(with, true, true).await;
+    let sealed = checkout_phase(&format!("{backend}, field encryption on"), &base, variants).await;
+    store.close().await;
+    vec![plain, sealed]
 }
 
 /// A new empty schema in the given PostgreSQL database, so runs never collide.
@@ -401,6 +430,10 @@ fn main() {
         eprintln!("storefort on SQLite (WAL, group commit: every acknowledged write flushed)");
         let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
         results.extend(store_phases("SQLite", sqlite).await);
+        if wanted("encryption") {
+            let at = |name: &str| format!("sqlite://{}?mode=rwc", dir.path().join(name).display());
+            results.extend(encryption_phases("SQLite", at("bench-enc.db"), at("bench-plain.db")).await);
+        }
         if wanted("signin") {
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench-signin.db").display());
             results.extend(signin_phases(url).await);
