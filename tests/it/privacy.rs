@@ -334,3 +334,12 @@ async fn the_master_key_rotates_while_checkouts_run_and_the_old_key_is_then_usel
         );
     }
 }
+
+#[tokio::test]
+async fn the_benchmarks_plaintext_baseline_really_checks_out() {
+    let app = crate::support::spawn_plaintext().await;
+    let v = app.product("Cup", 900, 5).await;
+    let cart = app.cart_with(&v, 1).await;
+    let r = app.post("/api/v1/checkout", checkout_body(&cart)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}

@@ -80,6 +80,19 @@ async fn spawn_full(settings: Settings, mailer: Option<storefort_web::identity::
     spawn_inner(settings, mailer, None).await
 }
 
+thread_local! {
+    static PLAINTEXT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A store whose vault keeps personal data in plaintext, as the encryption
+/// benchmark's baseline does: to prove that baseline really checks out.
+pub async fn spawn_plaintext() -> TestApp {
+    PLAINTEXT.with(|p| p.set(true));
+    let app = spawn().await;
+    PLAINTEXT.with(|p| p.set(false));
+    app
+}
+
 async fn spawn_inner(
     mut settings: Settings,
     mailer: Option<storefort_web::identity::mailer::Mailer>,
@@ -110,7 +123,13 @@ async fn spawn_inner(
     )
     .await
     .expect("ledger");
-    let vault = test_vault(&vault_dir).await;
+    let vault = if PLAINTEXT.with(std::cell::Cell::get) {
+        let url = format!("sqlite://{}?mode=rwc", vault_dir.join("keys.db").display());
+        let keys = storefort_store::KeyStore::open(&url).await.expect("key store");
+        Arc::new(storefort_web::vault::Vault::plaintext_for_benchmarks(keys).await.expect("vault"))
+    } else {
+        test_vault(&vault_dir).await
+    };
     let state = match mailer {
         Some(m) => AppState::with_mailer(store.clone(), settings, Arc::new(clock.clone()), key, signer, vault, m),
         None => AppState::new(store.clone(), settings, Arc::new(clock.clone()), key, signer, vault),

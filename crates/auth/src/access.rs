@@ -40,6 +40,8 @@ pub enum Permission {
     ManageApiTokens,
     /// Erasing a customer's personal data, and legal holds on it.
     ErasePersonalData,
+    /// Sending the newsletter (to those who consented).
+    SendNewsletter,
 }
 
 impl AccountRole {
@@ -69,7 +71,7 @@ impl AccountRole {
 
 impl Permission {
     /// Every permission, for exhaustive tests and scope parsing.
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Permission::Public,
         Permission::SignedIn,
         Permission::OwnAccount,
@@ -83,6 +85,7 @@ impl Permission {
         Permission::ManageStaff,
         Permission::ManageApiTokens,
         Permission::ErasePersonalData,
+        Permission::SendNewsletter,
     ];
 
     /// Stable snake_case name, as API token scopes spell it.
@@ -101,6 +104,7 @@ impl Permission {
             Permission::ManageStaff => "manage_staff",
             Permission::ManageApiTokens => "manage_api_tokens",
             Permission::ErasePersonalData => "erase_personal_data",
+            Permission::SendNewsletter => "send_newsletter",
         }
     }
 
@@ -125,7 +129,7 @@ pub fn allows(role: AccountRole, permission: Permission) -> bool {
     match permission {
         Public | SignedIn | OwnAccount => true,
         ReadOrders => matches!(role, Owner | Admin | Staff | Support),
-        ManageOrders | EditCatalog | ChangePrices => matches!(role, Owner | Admin | Staff),
+        ManageOrders | EditCatalog | ChangePrices | SendNewsletter => matches!(role, Owner | Admin | Staff),
         Refund | ExportData | ReadSecurityEvents | ManageApiTokens | ErasePersonalData => matches!(role, Owner | Admin),
         ManageStaff => matches!(role, Owner),
     }
@@ -139,7 +143,7 @@ mod tests {
 
     #[test]
     fn the_policy_table() {
-        let table: [(Permission, [bool; 5]); 13] = [
+        let table: [(Permission, [bool; 5]); 14] = [
             //                    owner  admin  staff  support customer
             (Public, [true, true, true, true, true]),
             (SignedIn, [true, true, true, true, true]),
@@ -154,6 +158,7 @@ mod tests {
             (ManageApiTokens, [true, true, false, false, false]),
             (ManageStaff, [true, false, false, false, false]),
             (ErasePersonalData, [true, true, false, false, false]),
+            (SendNewsletter, [true, true, true, false, false]),
         ];
         for (permission, expected) in table {
             for (role, want) in AccountRole::ALL.into_iter().zip(expected) {

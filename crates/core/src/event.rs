@@ -71,6 +71,9 @@ pub enum EventKind {
     ErasureDelayed,
     LegalHoldChanged,
     PersonalDataExported,
+    ConsentChanged,
+    NewsletterSent,
+    RetentionApplied,
 }
 
 impl EventKind {
@@ -116,6 +119,9 @@ impl EventKind {
             EventKind::ErasureDelayed => "erasure_delayed",
             EventKind::LegalHoldChanged => "legal_hold_changed",
             EventKind::PersonalDataExported => "personal_data_exported",
+            EventKind::ConsentChanged => "consent_changed",
+            EventKind::NewsletterSent => "newsletter_sent",
+            EventKind::RetentionApplied => "retention_applied",
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod address;
 pub mod cart;
+pub mod consent;
 pub mod email;
 pub mod event;
 pub mod money;

@@ -300,7 +300,11 @@ impl Replay {
             | "legal_hold_set"
             | "legal_hold_lifted"
             | "erasure_requested"
-            | "personal_data_exported" => {}
+            | "personal_data_exported"
+            | "consent_granted"
+            | "consent_withdrawn"
+            | "newsletter_sent"
+            | "retention_applied" => {}
             other => {
                 let other = other.to_owned();
                 self.problem(e, format!("unknown entry kind {other}"));

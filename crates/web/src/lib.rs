@@ -30,7 +30,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use routes::{account, admin, auth, carts, catalog, checkout, health, orders, passkeys, privacy, staff};
+use routes::{account, admin, auth, carts, catalog, checkout, consent, health, orders, passkeys, privacy, staff};
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -120,7 +120,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::export_customer))
         .routes(routes!(privacy::erase_customer))
         .routes(routes!(privacy::erase_guest_order))
-        .routes(routes!(privacy::set_legal_hold, privacy::lift_legal_hold));
+        .routes(routes!(privacy::set_legal_hold, privacy::lift_legal_hold))
+        .routes(routes!(consent::get_consent, consent::put_consent))
+        .routes(routes!(consent::page_view))
+        .routes(routes!(consent::send_newsletter));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }
 

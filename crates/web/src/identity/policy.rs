@@ -19,6 +19,10 @@ pub fn required(method: &Method, route: &str) -> Option<Permission> {
         ("DELETE", "/api/v1/carts/{id}/lines/{variant_id}") => Public,
         ("GET", "/api/v1/orders/{id}" | "/api/v1/orders/{id}/receipt") => Public,
         ("GET", "/api/v1/openapi.json" | "/.well-known/storefort/ledger-key" | "/healthz" | "/readyz") => Public,
+        // Consent choices (a visitor's or an account's) and consented analytics.
+        ("GET" | "PUT", "/api/v1/consent") => Public,
+        ("POST", "/api/v1/analytics/events") => Public,
+        ("GET", "/privacy" | "/privacy/processing.json") => Public,
         // Signing in: public, each handler checks what it is given.
         (
             "POST",
@@ -60,6 +64,7 @@ pub fn required(method: &Method, route: &str) -> Option<Permission> {
             ErasePersonalData
         }
         ("PUT" | "DELETE", "/api/v1/admin/customers/{id}/legal-hold") => ErasePersonalData,
+        ("POST", "/api/v1/admin/newsletter") => SendNewsletter,
         _ => return None,
     };
     Some(p)

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod carts;
 pub mod catalog;
 pub mod checkout;
+pub mod consent;
 pub mod export_page;
 pub mod health;
 pub mod orders;
