@@ -6,6 +6,7 @@ mod accounts;
 mod api;
 mod cli;
 mod concurrency;
+mod consent;
 mod crash;
 mod hostile;
 mod identity;

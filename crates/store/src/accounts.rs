@@ -285,9 +285,10 @@ impl WriteTx {
         Ok(orders.rows_affected())
     }
 
-    /// Erases a guest order's personal fields (its data key is destroyed by
-    /// the caller). False if it had none left.
-    pub async fn erase_order_personal_data(&mut self, order_id: &str) -> Result<bool, StoreError> {
+    /// Erases a guest order's personal fields (its data key, `subject`, is
+    /// destroyed by the caller; the ledger entry names it so a restored key
+    /// store can be corrected). False if it had none left.
+    pub async fn erase_order_personal_data(&mut self, order_id: &str, subject: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE orders SET email = '', shipping_address = '', personal_key = NULL \
              WHERE id = $1 AND customer_id IS NULL AND personal_key IS NOT NULL",
@@ -296,7 +297,7 @@ impl WriteTx {
         .execute(&mut *self.tx)
         .await?;
         if done.rows_affected() == 1 {
-            self.append("order_personal_data_erased", vec![order_id.to_owned()], json!({})).await?;
+            self.append("order_personal_data_erased", vec![order_id.to_owned()], json!({"subject": subject})).await?;
         }
         Ok(done.rows_affected() == 1)
     }

@@ -138,6 +138,24 @@ impl KeyStore {
         self.durable().await
     }
 
+    /// Stores many new keys in one durable transaction (a reservoir refill).
+    pub async fn insert_many(&self, keys: &[(String, StoredKey)], now_ms: i64) -> Result<(), StoreError> {
+        let writer = self.lock().await;
+        let mut tx = self.pool.begin().await?;
+        for (subject, key) in keys {
+            sqlx::query("INSERT INTO data_keys (subject_id, key_id, wrapped, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(subject)
+                .bind(&key.key_id)
+                .bind(&key.wrapped)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        drop(writer);
+        self.durable().await
+    }
+
     pub async fn get(&self, subject: &str) -> Result<KeyLookup, StoreError> {
         let row = sqlx::query("SELECT key_id, wrapped FROM data_keys WHERE subject_id = $1")
             .bind(subject)

@@ -114,7 +114,7 @@ impl Store {
     /// orders as `order:<id>`), to re-apply against a restored key store.
     pub async fn erased_subjects_in_ledger(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kind, target FROM ledger_entries \
+            "SELECT kind, target, entry FROM ledger_entries \
              WHERE kind IN ('customer_erased', 'order_personal_data_erased') ORDER BY idx",
         )
         .fetch_all(&self.pool)
@@ -123,7 +123,15 @@ impl Store {
         for r in rows {
             let kind: String = r.try_get("kind")?;
             let Some(target) = r.try_get::<Option<String>, _>("target")? else { continue };
-            subjects.push(if kind == "customer_erased" { target } else { format!("order:{target}") });
+            if kind == "customer_erased" {
+                subjects.push(target);
+                continue;
+            }
+            let entry: String = r.try_get("entry")?;
+            let named = serde_json::from_str::<Value>(&entry)
+                .ok()
+                .and_then(|e| e["change"]["subject"].as_str().map(str::to_owned));
+            subjects.push(named.unwrap_or_else(|| format!("order:{target}")));
         }
         Ok(subjects)
     }

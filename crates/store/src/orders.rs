@@ -28,6 +28,8 @@ pub struct NewOrder {
     pub id: String,
     /// The signed-in customer placing it; `None` for a guest.
     pub customer_id: Option<String>,
+    /// For a guest order: the data key (subject) its personal data is under.
+    pub data_subject: Option<String>,
     pub cart_id_hash: String,
     pub currency: String,
     pub totals: Totals,
@@ -60,6 +62,7 @@ impl NewOrder {
         Ok(OrderView {
             id: self.id.clone(),
             customer_id: self.customer_id.clone(),
+            data_subject: self.data_subject.clone(),
             number,
             status: OrderStatus::PendingPayment,
             currency: self.currency.clone(),
@@ -93,6 +96,7 @@ pub struct OrderLineView {
 pub struct OrderView {
     pub id: String,
     pub customer_id: Option<String>,
+    pub data_subject: Option<String>,
     pub number: i64,
     pub status: OrderStatus,
     pub currency: String,
@@ -262,8 +266,9 @@ impl WriteTx {
         let entry = self.append("order_placed", vec![order.id.clone()], change).await?;
         sqlx::query(
             "INSERT INTO orders (id, number, cart_id_hash, status, currency, subtotal, shipping, tax, total, \
-             email, shipping_address, created_at, updated_at, expires_at, ledger_hash, personal_key, customer_id) \
-             VALUES ($1, $2, $3, 'pending_payment', $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15)",
+             email, shipping_address, created_at, updated_at, expires_at, ledger_hash, personal_key, customer_id, \
+             data_subject) \
+             VALUES ($1, $2, $3, 'pending_payment', $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14, $15, $16)",
         )
         .bind(order.id.clone())
         .bind(number)
@@ -280,6 +285,7 @@ impl WriteTx {
         .bind(entry.leaf_hex())
         .bind(hex::encode(personal_key.as_ref()))
         .bind(order.customer_id.clone())
+        .bind(order.data_subject.clone())
         .execute(&mut *self.tx)
         .await?;
         for (position, line) in view.lines.iter().enumerate() {
@@ -391,7 +397,7 @@ impl Store {
     /// One order with its lines.
     pub async fn order(&self, id: &str) -> Result<OrderView, StoreError> {
         let r = sqlx::query(
-            "SELECT id, customer_id, number, status, currency, subtotal, shipping, tax, total, email, \
+            "SELECT id, customer_id, data_subject, number, status, currency, subtotal, shipping, tax, total, email, \
                     shipping_address, created_at, updated_at, expires_at FROM orders WHERE id = $1",
         )
         .bind(id)
@@ -421,6 +427,7 @@ impl Store {
         Ok(OrderView {
             id: r.try_get("id")?,
             customer_id: r.try_get("customer_id")?,
+            data_subject: r.try_get("data_subject")?,
             number: r.try_get("number")?,
             status: OrderStatus::parse(&status).ok_or(StoreError::Corrupt { what: "order status" })?,
             currency: r.try_get("currency")?,

@@ -137,7 +137,7 @@ impl AppState {
     }
 
     /// Keys for personal data.
-    pub fn vault(&self) -> &Vault {
+    pub fn vault(&self) -> &Arc<Vault> {
         &self.0.vault
     }
 

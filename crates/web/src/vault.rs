@@ -8,6 +8,11 @@ use std::sync::Arc;
 use storefort_store::{KeyLookup, KeyStore, StoreError, StoredKey};
 use storefort_vault::{DataKey, KeySource, MasterKey, VaultError, WrappedKey};
 
+/// Below this many reservoir keys a refill starts.
+const RESERVOIR_LOW: usize = 64;
+/// Keys made per refill.
+const RESERVOIR_BATCH: usize = 256;
+
 /// Key store meta: the id of the master key new data keys are wrapped with.
 pub const MASTER_KEY_ID: &str = "master_key_id";
 /// Key store meta: the id a rotation in progress moves to.
@@ -22,6 +27,10 @@ pub const ROTATING_TO: &str = "rotating_to";
 pub struct Vault {
     /// Always true but in the benchmark that measures what encryption costs.
     encrypt: bool,
+    /// Guest data keys made ahead of time, already durable in the key
+    /// store, so a checkout never waits for a key-store write.
+    reservoir: std::sync::Mutex<Vec<(String, DataKey)>>,
+    refilling: std::sync::atomic::AtomicBool,
     masters: std::sync::RwLock<Masters>,
     /// Where to reload the master key from when a rotation moves it.
     source: Option<KeySource>,
@@ -55,7 +64,7 @@ pub fn order_subject(order_id: &str) -> String {
 /// Whose data key an order's personal data is under: its customer's, or,
 /// for a guest order, the order's own.
 pub fn data_subject(order: &storefort_store::OrderView) -> String {
-    order.customer_id.clone().unwrap_or_else(|| order_subject(&order.id))
+    order.customer_id.clone().or_else(|| order.data_subject.clone()).unwrap_or_else(|| order_subject(&order.id))
 }
 
 fn vault_error(e: VaultError) -> ApiError {
@@ -83,7 +92,14 @@ impl Vault {
             keys.set_meta(MASTER_KEY_ID, Some(master.id())).await?;
         }
         let masters = Masters { current: Arc::new(master), retired: retired.into_iter().map(Arc::new).collect() };
-        Ok(Vault { encrypt: true, masters: std::sync::RwLock::new(masters), source, keys })
+        Ok(Vault {
+            encrypt: true,
+            reservoir: std::sync::Mutex::new(Vec::new()),
+            refilling: std::sync::atomic::AtomicBool::new(false),
+            masters: std::sync::RwLock::new(masters),
+            source,
+            keys,
+        })
     }
 
     /// A vault that stores personal data **in plaintext**: only for the
@@ -209,12 +225,70 @@ impl Vault {
         Ok(done)
     }
 
+    /// A data key for a new guest order, with its subject id. Taken from the
+    /// reservoir (refilled in the background below a low-water mark), or
+    /// made and stored on the spot when it is empty.
+    pub async fn guest_key(self: &Arc<Self>, now_ms: i64) -> Result<(String, DataKey), ApiError> {
+        let taken = self.reservoir.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let left = self.reservoir.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len();
+        if left < RESERVOIR_LOW && !self.refilling.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let vault = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = vault.refill(now_ms).await {
+                    tracing::warn!(error = %e.message, "could not refill the data key reservoir");
+                }
+                vault.refilling.store(false, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        match taken {
+            Some(k) => Ok(k),
+            None => {
+                let subject = format!("guest:{}", uuid::Uuid::new_v4());
+                let key = self.new_subject(&subject, now_ms).await?;
+                Ok((subject, key))
+            }
+        }
+    }
+
+    /// Makes a batch of guest keys, stores them durably in one transaction,
+    /// and only then offers them.
+    async fn refill(&self, now_ms: i64) -> Result<(), ApiError> {
+        let master = self.wrapping_key().await?;
+        let mut fresh = Vec::with_capacity(RESERVOIR_BATCH);
+        let mut stored = Vec::with_capacity(RESERVOIR_BATCH);
+        for _ in 0..RESERVOIR_BATCH {
+            let subject = format!("guest:{}", uuid::Uuid::new_v4());
+            let key = DataKey::generate().map_err(vault_error)?;
+            let wrapped = master.wrap(&subject, &key).map_err(vault_error)?;
+            stored.push((subject.clone(), StoredKey { key_id: wrapped.key_id, wrapped: wrapped.blob }));
+            fresh.push((subject, key));
+        }
+        self.keys.insert_many(&stored, now_ms).await?;
+        self.reservoir.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(fresh);
+        Ok(())
+    }
+
     /// Creates, wraps and durably stores a new subject's data key.
     pub async fn new_subject(&self, subject: &str, now_ms: i64) -> Result<DataKey, ApiError> {
         let key = DataKey::generate().map_err(vault_error)?;
         let wrapped = self.wrapping_key().await?.wrap(subject, &key).map_err(vault_error)?;
         self.keys.insert(subject, &StoredKey { key_id: wrapped.key_id, wrapped: wrapped.blob }, now_ms).await?;
         Ok(key)
+    }
+
+    /// Encrypts `fields` for a new guest order under a reservoir key;
+    /// returns the key's subject and the ciphertexts in order.
+    pub async fn encrypt_guest(
+        self: &Arc<Self>,
+        now_ms: i64,
+        fields: &[(&str, &str)],
+    ) -> Result<(String, Vec<String>), ApiError> {
+        if !self.encrypt {
+            return Ok((String::new(), fields.iter().map(|(_, v)| (*v).to_owned()).collect()));
+        }
+        let (subject, key) = self.guest_key(now_ms).await?;
+        let sealed = fields.iter().map(|(name, value)| key.encrypt(&subject, name, value).map_err(vault_error));
+        Ok((subject.clone(), sealed.collect::<Result<_, _>>()?))
     }
 
     /// Creates a subject's data key and encrypts `fields` (name, value)

@@ -12,7 +12,6 @@ use crate::identity::Principal;
 use crate::middleware::ReqId;
 use crate::secrets::is_token_shaped;
 use crate::state::AppState;
-use crate::vault::order_subject;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -101,29 +100,30 @@ struct SealedPersonal {
     shipping_address: String,
     /// The account the order belongs to, when its key sealed it.
     customer_id: Option<String>,
+    /// The guest key that sealed it otherwise.
+    data_subject: Option<String>,
 }
 
 /// A signed-in customer's order is sealed under their account's key (so
-/// erasing the account reaches it); a guest order gets a key of its own.
-async fn seal_personal(
-    state: &AppState,
-    v: &Validated,
-    order_id: &str,
-    customer: Option<&str>,
-) -> Result<SealedPersonal, ApiError> {
+/// erasing the account reaches it); a guest order gets a key of its own,
+/// from the vault's reservoir.
+async fn seal_personal(state: &AppState, v: &Validated, customer: Option<&str>) -> Result<SealedPersonal, ApiError> {
     let address = serde_json::to_string(&v.address).map_err(|e| ApiError::internal(&e))?;
     let fields = [("email", v.email.as_str()), ("shipping_address", address.as_str())];
     let under_account = match customer {
         Some(account) => state.vault().encrypt_existing(account, &fields).await?.map(|s| (s, account.to_owned())),
         None => None,
     };
-    let (mut sealed, customer_id) = match under_account {
-        Some((sealed, account)) => (sealed, Some(account)),
-        None => (state.vault().encrypt_new(&order_subject(order_id), state.now_ms(), &fields).await?, None),
+    let (mut sealed, customer_id, data_subject) = match under_account {
+        Some((sealed, account)) => (sealed, Some(account), None),
+        None => {
+            let (subject, sealed) = state.vault().encrypt_guest(state.now_ms(), &fields).await?;
+            (sealed, None, Some(subject).filter(|s| !s.is_empty()))
+        }
     };
     let shipping_address = sealed.pop().unwrap_or_default();
     let email = sealed.pop().unwrap_or_default();
-    Ok(SealedPersonal { email, shipping_address, customer_id })
+    Ok(SealedPersonal { email, shipping_address, customer_id, data_subject })
 }
 
 /// Everything checkout does inside its transaction.
@@ -148,6 +148,7 @@ async fn place_order(
     let order = NewOrder {
         id: order_id.to_owned(),
         customer_id: sealed.customer_id.clone(),
+        data_subject: sealed.data_subject.clone(),
         cart_id_hash: v.cart_hash.clone(),
         currency: settings.currency.code().to_owned(),
         totals,
@@ -187,7 +188,7 @@ pub async fn checkout(
     // crash could lose. A retry that turns out to be a replay leaves an
     // unused key behind, which holds nothing.
     let customer = principal.filter(|p| p.role == AccountRole::Customer).map(|p| p.account_id);
-    let sealed = seal_personal(&state, &v, &order_id, customer.as_deref()).await?;
+    let sealed = seal_personal(&state, &v, customer.as_deref()).await?;
     let mut tx = state.store().begin_write(state.now_ms(), "guest", req.as_deref()).await?;
     if let Some(key) = &key {
         let claim =

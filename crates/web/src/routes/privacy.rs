@@ -15,7 +15,6 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::identity::Principal;
 use crate::middleware::ReqId;
 use crate::state::AppState;
-use crate::vault::order_subject;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -36,7 +35,7 @@ pub struct Export {
     pub sessions: Vec<super::account::SessionItem>,
     pub passkeys: Vec<super::passkeys::PasskeyItem>,
     pub security_events: Vec<super::admin::EventOut>,
-    /// Consent records (none are kept yet).
+    /// The latest choice per purpose.
     #[schema(value_type = Vec<Object>)]
     pub consents: Vec<serde_json::Value>,
 }
@@ -136,7 +135,16 @@ async fn build_export(state: &AppState, account: &AccountRow) -> Result<Export, 
         sessions,
         passkeys,
         security_events,
-        consents: Vec::new(),
+        consents: state
+            .store()
+            .consents_of(&account.id)
+            .await?
+            .into_iter()
+            .map(|c| {
+                serde_json::json!({"purpose": c.purpose, "granted": c.granted, "text_version": c.text_version,
+                                   "source": c.source, "at": crate::clock::rfc3339(c.at)})
+            })
+            .collect(),
     })
 }
 
@@ -294,12 +302,13 @@ pub async fn erase_guest_order(
     if order.customer_id.is_some() {
         return Err(ApiError::conflict("account_order", "this order belongs to an account: erase the customer"));
     }
-    state.vault().key_store().erase(&order_subject(&id), state.now_ms()).await?;
+    let subject = crate::vault::data_subject(&order);
+    state.vault().key_store().erase(&subject, state.now_ms()).await?;
     let tx = state.store().begin_write(state.now_ms(), &principal.actor().label(), req.as_deref()).await?;
     let event =
         SecurityEvent::new(EventKind::PersonalDataErased, principal.actor()).target(id.clone()).request(req.as_deref());
     let erased = in_spine(tx, event, async |tx| {
-        let erased = tx.erase_order_personal_data(&id).await?;
+        let erased = tx.erase_order_personal_data(&id, &subject).await?;
         if !erased {
             // Nothing to change: still record the (repeated) request.
             tx.append("order_personal_data_erased", vec![id.clone()], serde_json::json!({"repeated": true})).await?;
