@@ -215,14 +215,20 @@ async fn plaintext_vault() -> Arc<storefort_web::vault::Vault> {
 
 /// Checkout with field encryption (a data key per order, stored durably in
 /// the key store; email and address encrypted) and without, in one run.
-async fn encryption_phases(backend: &str, with: String, without: String) -> Vec<Result> {
-    let (base, _, store, _, variants) = store_app_with(without, true, false).await;
-    let plain = checkout_phase(&format!("{backend}, field encryption off"), &base, variants).await;
-    store.close().await;
-    let (base, _, store, _, variants) = store_app_with(with, true, true).await;
-    let sealed = checkout_phase(&format!("{backend}, field encryption on"), &base, variants).await;
-    store.close().await;
-    vec![plain, sealed]
+/// Each twice, alternating, so neither side always runs on a warmer disk.
+async fn encryption_phases(backend: &str, dir: &std::path::Path) -> Vec<Result> {
+    let mut results = Vec::new();
+    for round in 0..2 {
+        for encrypt in [round == 1, round == 0] {
+            let name = format!("bench-enc-{round}-{encrypt}.db");
+            let url = format!("sqlite://{}?mode=rwc", dir.join(name).display());
+            let (base, _, store, _, variants) = store_app_with(url, true, encrypt).await;
+            let label = if encrypt { "field encryption on" } else { "field encryption off" };
+            results.push(checkout_phase(&format!("{backend}, {label} (round {})", round + 1), &base, variants).await);
+            store.close().await;
+        }
+    }
+    results
 }
 
 /// A new empty schema in the given PostgreSQL database, so runs never collide.
@@ -431,8 +437,7 @@ fn main() {
         let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
         results.extend(store_phases("SQLite", sqlite).await);
         if wanted("encryption") {
-            let at = |name: &str| format!("sqlite://{}?mode=rwc", dir.path().join(name).display());
-            results.extend(encryption_phases("SQLite", at("bench-enc.db"), at("bench-plain.db")).await);
+            results.extend(encryption_phases("SQLite", dir.path()).await);
         }
         if wanted("signin") {
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench-signin.db").display());

@@ -58,7 +58,8 @@ fn field_aad(subject: &str, field: &str) -> Vec<u8> {
     format!("storefort/field/v1\0{subject}\0{field}").into_bytes()
 }
 
-/// A subject's 256-bit data key. Zeroed on drop; never printed.
+/// A subject's 256-bit data key. Zeroed on drop (every copy); never printed.
+#[derive(Clone)]
 pub struct DataKey(Zeroizing<[u8; 32]>);
 
 impl std::fmt::Debug for DataKey {

@@ -8,6 +8,11 @@ use std::sync::Arc;
 use storefort_store::{KeyLookup, KeyStore, StoreError, StoredKey};
 use storefort_vault::{DataKey, KeySource, MasterKey, VaultError, WrappedKey};
 
+/// How long a data key stays in memory after use.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// Most data keys held in memory.
+const CACHE_MAX: usize = 4096;
+
 /// Below this many reservoir keys a refill starts.
 const RESERVOIR_LOW: usize = 64;
 /// Keys made per refill.
@@ -31,6 +36,10 @@ pub struct Vault {
     /// store, so a checkout never waits for a key-store write.
     reservoir: std::sync::Mutex<Vec<(String, DataKey)>>,
     refilling: std::sync::atomic::AtomicBool,
+    /// Recently used data keys, briefly, so reading back what was just
+    /// written does not go to the key store. Erasure evicts here; other
+    /// instances forget within [`CACHE_TTL`].
+    cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, DataKey)>>,
     masters: std::sync::RwLock<Masters>,
     /// Where to reload the master key from when a rotation moves it.
     source: Option<KeySource>,
@@ -96,6 +105,7 @@ impl Vault {
             encrypt: true,
             reservoir: std::sync::Mutex::new(Vec::new()),
             refilling: std::sync::atomic::AtomicBool::new(false),
+            cache: std::sync::Mutex::new(std::collections::HashMap::new()),
             masters: std::sync::RwLock::new(masters),
             source,
             keys,
@@ -287,6 +297,7 @@ impl Vault {
             return Ok((String::new(), fields.iter().map(|(_, v)| (*v).to_owned()).collect()));
         }
         let (subject, key) = self.guest_key(now_ms).await?;
+        self.remember(&subject, &key);
         let sealed = fields.iter().map(|(name, value)| key.encrypt(&subject, name, value).map_err(vault_error));
         Ok((subject.clone(), sealed.collect::<Result<_, _>>()?))
     }
@@ -320,13 +331,41 @@ impl Vault {
 
     /// The subject's data key; `None` once erased (or never created).
     pub async fn key(&self, subject: &str) -> Result<Option<DataKey>, ApiError> {
+        if let Some(key) = self.cached(subject) {
+            return Ok(Some(key));
+        }
         match self.keys.get(subject).await? {
             KeyLookup::Found(stored) => {
                 let wrapped = WrappedKey { key_id: stored.key_id, blob: stored.wrapped };
-                Ok(Some(self.unwrap(subject, &wrapped)?))
+                let key = self.unwrap(subject, &wrapped)?;
+                self.remember(subject, &key);
+                Ok(Some(key))
             }
             KeyLookup::Erased | KeyLookup::Missing => Ok(None),
         }
+    }
+
+    fn cached(&self, subject: &str) -> Option<DataKey> {
+        let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.get(subject).filter(|(at, _)| at.elapsed() < CACHE_TTL).map(|(_, k)| k.clone())
+    }
+
+    fn remember(&self, subject: &str, key: &DataKey) {
+        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= CACHE_MAX {
+            cache.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(subject.to_owned(), (std::time::Instant::now(), key.clone()));
+    }
+
+    /// Destroys a subject's data key (crypto-shredding) and forgets any
+    /// copy held here. True if a key was destroyed.
+    pub async fn erase(&self, subject: &str, now_ms: i64) -> Result<bool, ApiError> {
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(subject);
+        Ok(self.keys.erase(subject, now_ms).await?)
     }
 
     /// Decrypts one field of a subject, or `None` when the subject was

@@ -274,7 +274,7 @@ async fn erase_account(
         return Ok((StatusCode::ACCEPTED, Json(Accepted { status: "delayed_by_legal_hold" })));
     }
     // The key first: once it is gone, no copy anywhere can be read.
-    state.vault().key_store().erase(&id, state.now_ms()).await?;
+    state.vault().erase(&id, state.now_ms()).await?;
     let tx = state.store().begin_write(state.now_ms(), &actor.label(), req.as_deref()).await?;
     let event =
         SecurityEvent::new(EventKind::PersonalDataErased, actor.clone()).target(id.clone()).request(req.as_deref());
@@ -303,7 +303,7 @@ pub async fn erase_guest_order(
         return Err(ApiError::conflict("account_order", "this order belongs to an account: erase the customer"));
     }
     let subject = crate::vault::data_subject(&order);
-    state.vault().key_store().erase(&subject, state.now_ms()).await?;
+    state.vault().erase(&subject, state.now_ms()).await?;
     let tx = state.store().begin_write(state.now_ms(), &principal.actor().label(), req.as_deref()).await?;
     let event =
         SecurityEvent::new(EventKind::PersonalDataErased, principal.actor()).target(id.clone()).request(req.as_deref());
