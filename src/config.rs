@@ -34,6 +34,40 @@ pub struct Config {
     pub auth: AuthSection,
     pub mail: MailSection,
     pub vault: VaultSection,
+    pub privacy: PrivacySection,
+}
+
+/// Privacy: who to contact, who else receives data, and how long data is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySection {
+    /// Where people write about their data (shown in the privacy policy).
+    pub contact_email: String,
+    /// Outside services receiving personal data, e.g. "Stripe (payments)".
+    pub processors: Vec<String>,
+    /// Carts not checked out are deleted after this many days.
+    pub abandoned_cart_days: u32,
+    /// A guest order's personal data is erased this many days after it was
+    /// fulfilled, refunded or cancelled (amounts stay for accounting).
+    pub guest_data_days: u32,
+    /// Security events are deleted after this many days.
+    pub security_event_days: u32,
+    /// How long you keep request logs (the store writes them to standard
+    /// error and keeps none); stated in the record of processing.
+    pub request_log_days: u32,
+}
+
+impl Default for PrivacySection {
+    fn default() -> Self {
+        PrivacySection {
+            contact_email: String::new(),
+            processors: Vec::new(),
+            abandoned_cart_days: 30,
+            guest_data_days: 365,
+            security_event_days: 365,
+            request_log_days: 90,
+        }
+    }
 }
 
 /// Where personal-data keys live.
@@ -222,6 +256,7 @@ impl Default for Config {
             auth: AuthSection::default(),
             mail: MailSection::default(),
             vault: VaultSection::default(),
+            privacy: PrivacySection::default(),
             ledger: LedgerSection::default(),
         }
     }
@@ -453,10 +488,12 @@ impl Config {
         }
         check_rate("tax.default_bp", self.tax.default_bp)?;
         let auth = self.auth_settings()?;
+        let privacy = self.privacy_settings()?;
         self.check_mail()?;
         self.key_store_url()?;
         Ok(Settings {
             auth,
+            privacy,
             outbox_dir: self.outbox_dir(),
             store_name: name,
             currency,
@@ -487,6 +524,43 @@ impl Config {
             Some(host) if !host.is_empty() && !host.contains('/') => Ok(url.to_owned()),
             _ => Err(key_error("auth.public_url", "must be an origin such as https://shop.example (no path)")),
         }
+    }
+
+    fn privacy_settings(&self) -> Result<storefort_web::routes::privacy_page::PrivacySettings> {
+        let p = &self.privacy;
+        for (key, days, max) in [
+            ("privacy.abandoned_cart_days", p.abandoned_cart_days, 3650),
+            ("privacy.guest_data_days", p.guest_data_days, 3650),
+            ("privacy.security_event_days", p.security_event_days, 3650),
+            ("privacy.request_log_days", p.request_log_days, 3650),
+        ] {
+            if !(1..=max).contains(&days) {
+                return Err(key_error(key, format!("must be 1 to {max}")));
+            }
+        }
+        let contact = if p.contact_email.is_empty() {
+            String::new()
+        } else {
+            storefort_core::Email::parse(&p.contact_email)
+                .map_err(|e| key_error("privacy.contact_email", e))?
+                .as_str()
+                .to_owned()
+        };
+        let mut processors = Vec::new();
+        for (i, name) in p.processors.iter().enumerate() {
+            processors.push(
+                storefort_core::text::clean(name, 200)
+                    .map_err(|e| key_error(&format!("privacy.processors[{i}]"), e))?,
+            );
+        }
+        Ok(storefort_web::routes::privacy_page::PrivacySettings {
+            contact_email: contact,
+            processors,
+            abandoned_cart_days: p.abandoned_cart_days,
+            guest_data_days: p.guest_data_days,
+            security_event_days: p.security_event_days,
+            request_log_days: p.request_log_days,
+        })
     }
 
     fn check_mail(&self) -> Result<()> {

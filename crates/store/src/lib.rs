@@ -21,6 +21,8 @@ mod keystore;
 pub mod ledger;
 mod orders;
 mod passkeys;
+pub mod processing;
+pub mod retention;
 mod sessions;
 mod settings;
 mod throttle;

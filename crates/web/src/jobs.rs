@@ -60,10 +60,26 @@ async fn sweep(state: &AppState) {
 pub async fn run_expiry(state: AppState, every: Duration, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_retention: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
-            _ = ticker.tick() => sweep(&state).await,
+            _ = ticker.tick() => {
+                sweep(&state).await;
+                // Retention runs hourly: its periods are days.
+                if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
+                    last_retention = Some(tokio::time::Instant::now());
+                    match crate::retention::apply(&state).await {
+                        Ok(r) if r.any() => tracing::info!(carts = r.carts, guest_orders = r.guest_orders,
+                            security_events = r.security_events, "retention applied"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
+                    }
+                }
+            }
             _ = shutdown.changed() => return,
         }
     }
 }
+
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);

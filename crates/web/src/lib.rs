@@ -14,6 +14,7 @@ pub mod identity;
 pub mod jobs;
 pub mod ledger;
 pub mod middleware;
+pub mod retention;
 pub mod routes;
 pub mod secrets;
 pub mod state;
@@ -151,8 +152,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The routes outside the OpenAPI document, with their handlers. Their
 /// permissions are declared in `identity::policy` like every other route.
-pub const PLAIN_ROUTES: [&str; 4] =
-    ["/api/v1/openapi.json", "/.well-known/storefort/ledger-key", "/healthz", "/readyz"];
+pub const PLAIN_ROUTES: [&str; 6] = [
+    "/api/v1/openapi.json",
+    "/.well-known/storefort/ledger-key",
+    "/healthz",
+    "/readyz",
+    "/privacy",
+    "/privacy/processing.json",
+];
 
 /// The whole application.
 pub fn app(state: AppState) -> Router {
@@ -169,6 +176,8 @@ pub fn app(state: AppState) -> Router {
     .route("/.well-known/storefort/ledger-key", get(orders::ledger_key))
     .route("/healthz", get(health::healthz))
     .route("/readyz", get(health::readyz))
+    .route("/privacy", get(routes::privacy_page::policy))
+    .route("/privacy/processing.json", get(routes::privacy_page::processing))
     // Authenticate and authorize every matched route (route_layer: it sees
     // the route template, and unmatched paths fall through to the 404).
     .route_layer(axum::middleware::from_fn_with_state(state.clone(), identity::guard::authorize))

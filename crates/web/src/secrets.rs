@@ -88,6 +88,12 @@ impl ServerKey {
         hex::encode(self.mac("storefort/email-index/v1", normalized_email))
     }
 
+    /// A keyed hash of a client IP address, for throttle counters: the
+    /// table never holds the address itself.
+    pub fn ip_index(&self, ip: &str) -> String {
+        hex::encode(&self.mac("storefort/ip-index/v1", ip)[..16])
+    }
+
     /// The CSRF token of a session: bound to its secret, so it needs no
     /// storage and dies with the session.
     pub fn csrf_token(&self, session_token: &str) -> String {

@@ -32,6 +32,7 @@ pub struct Settings {
     /// How long catalog responses are served from memory; zero disables.
     pub catalog_cache_ttl: Duration,
     pub auth: AuthSettings,
+    pub privacy: crate::routes::privacy_page::PrivacySettings,
     /// Where mail goes when no SMTP relay is configured.
     pub outbox_dir: std::path::PathBuf,
 }
@@ -63,6 +64,7 @@ impl Settings {
             request_timeout: Duration::from_secs(30),
             catalog_cache_ttl: Duration::from_secs(1),
             auth: AuthSettings::demo(),
+            privacy: crate::routes::privacy_page::PrivacySettings::demo(),
             outbox_dir: "./storefort-data/outbox".into(),
         }
     }

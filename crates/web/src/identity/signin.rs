@@ -34,8 +34,13 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(state: &AppState, email: &Email, ip: &str) -> Self {
-        Keys { account: format!("account:{}", email_index(state, email)), ip: format!("ip:{ip}") }
+        Keys { account: format!("account:{}", email_index(state, email)), ip: ip_key(state, ip) }
     }
+}
+
+/// The throttle key of a client IP (a keyed hash, not the address).
+pub fn ip_key(state: &AppState, ip: &str) -> String {
+    format!("ip:{}", state.key().ip_index(ip))
 }
 
 pub fn email_index(state: &AppState, email: &Email) -> String {
@@ -161,7 +166,7 @@ pub async fn pass_second_factor(
     account_id: &str,
     factor: Factor<'_>,
 ) -> Result<(WriteTx, &'static str), ApiError> {
-    let keys = Keys { account: format!("second_factor:{account_id}"), ip: format!("ip:{ip}") };
+    let keys = Keys { account: format!("second_factor:{account_id}"), ip: ip_key(state, ip) };
     check_throttle(state, &keys).await?;
     let actor = Actor::Account(account_id.to_owned()).label();
     let mut tx = state.store().begin_write(state.now_ms(), &actor, request_id).await?;

@@ -12,6 +12,7 @@ pub mod health;
 pub mod orders;
 pub mod passkeys;
 pub mod privacy;
+pub mod privacy_page;
 pub mod staff;
 
 use crate::error::ApiError;

@@ -312,7 +312,7 @@ pub async fn finish_sign_in(
     }
     let credential_id = passkey::credential_id(response.get_credential_id());
     let row = state.store().passkey_by_credential(&credential_id).await?;
-    let keys = Keys { account: format!("passkey:{credential_id}"), ip: format!("ip:{ip}") };
+    let keys = Keys { account: format!("passkey:{credential_id}"), ip: signin::ip_key(&state, &ip) };
     signin::check_throttle(&state, &keys).await?;
     let actor = row.as_ref().map_or("anonymous".into(), |r| Actor::Account(r.account_id.clone()).label().into_owned());
     let mut tx = state.store().begin_write(state.now_ms(), &actor, req.as_deref()).await?;
