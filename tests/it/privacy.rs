@@ -106,6 +106,32 @@ async fn a_copied_ciphertext_or_a_corrupted_one_never_shows_someone_elses_data()
     pool.close().await;
 }
 
+/// `pg_dump` of the test's schema, restored with `psql` into a new schema;
+/// returns the URL of the restored copy.
+fn pg_backup_and_restore(base: &str, db_url: &str) -> String {
+    let schema = db_url.split("search_path%3D").nth(1).expect("schema in url");
+    let plain = base.split('?').next().unwrap_or(base);
+    let dump = std::process::Command::new("pg_dump")
+        .args(["--dbname", plain, "--schema", schema, "--no-owner", "--no-privileges"])
+        .output()
+        .expect("pg_dump runs");
+    assert!(dump.status.success(), "pg_dump: {}", String::from_utf8_lossy(&dump.stderr));
+    let restored = format!("r_{}", uuid::Uuid::new_v4().simple());
+    // Schema names are random, so renaming them in the dump text is exact.
+    let script = String::from_utf8(dump.stdout).expect("utf-8 dump").replace(schema, &restored);
+    let mut psql = std::process::Command::new("psql")
+        .args(["--dbname", plain, "-v", "ON_ERROR_STOP=1", "-q"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("psql runs");
+    use std::io::Write;
+    psql.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("restore");
+    assert!(psql.wait().expect("psql").success(), "psql restore failed");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{restored}")
+}
+
 /// A consistent copy of a SQLite database, as a backup would take.
 async fn snapshot(db_url: &str, to: &std::path::Path) -> String {
     sqlx::any::install_default_drivers();
@@ -139,12 +165,12 @@ async fn erasure_reaches_every_copy_and_leaves_orders_and_the_ledger_whole() {
     let page = erin.send(reqwest::Method::GET, "/api/v1/account/export?format=html", None).await;
     assert_eq!(page.status, 200);
 
-    // A backup taken before the erasure (SQLite; PostgreSQL dumps are the
-    // same idea, tested by the scan above).
+    // A backup taken before the erasure: a file copy on SQLite, a pg_dump
+    // restored into a new schema on PostgreSQL.
     let backup = if app.db_url.starts_with("sqlite:") {
         Some(snapshot(&app.db_url, &app.dir.path().join("backup.db")).await)
     } else {
-        None
+        std::env::var("STOREFORT_TEST_POSTGRES_URL").ok().map(|base| pg_backup_and_restore(&base, &app.db_url))
     };
 
     let r = erin.post("/api/v1/account/erase", json!({"password": "wrong"})).await;
@@ -352,7 +378,7 @@ async fn every_table_is_in_the_record_of_processing_and_the_policy_says_what_is_
     let sql = if app.db_url.starts_with("sqlite:") {
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
     } else {
-        "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()"
+        "SELECT CAST(table_name AS TEXT) AS name FROM information_schema.tables WHERE table_schema = current_schema()"
     };
     let tables: Vec<String> = sqlx::query(sql)
         .fetch_all(&pool)
@@ -436,4 +462,34 @@ async fn retention_removes_what_is_due_and_records_only_counts() {
 async fn read_order(app: &crate::support::TestApp, order: &str, token: &str) -> serde_json::Value {
     let r = app.client.get(app.url(&format!("/api/v1/orders/{order}"))).bearer_auth(token).send().await.expect("send");
     crate::support::read(r).await.body
+}
+
+#[tokio::test]
+async fn the_key_store_runs_on_either_backend() {
+    use storefort_store::{KeyLookup, KeyStore, StoredKey};
+    let dir = tempfile::tempdir().expect("dir");
+    // Its own database: a fresh schema on PostgreSQL when configured.
+    let keys = KeyStore::open(&crate::support::fresh_database_url(&dir).await).await.expect("open");
+    assert_eq!(keys.claim_master_key_id("m1").await.expect("claim"), "m1");
+    assert_eq!(keys.claim_master_key_id("m2").await.expect("claim"), "m1", "the first master key is kept");
+    let k = |id: &str, w: &str| StoredKey { key_id: id.into(), wrapped: w.into() };
+    keys.insert("a", &k("m1", "wa"), 1).await.expect("insert");
+    keys.insert_many(&[("b".into(), k("m1", "wb")), ("c".into(), k("m1", "wc"))], 2).await.expect("batch");
+    assert_eq!(keys.get("b").await.expect("get"), KeyLookup::Found(k("m1", "wb")));
+    assert!(keys.erase("b", 3).await.expect("erase"));
+    assert!(!keys.erase("b", 4).await.expect("erase again"), "already gone");
+    assert_eq!(keys.get("b").await.expect("get"), KeyLookup::Erased);
+    assert_eq!(keys.get("zzz").await.expect("get"), KeyLookup::Missing);
+    assert!(keys.insert("b", &k("m1", "again"), 5).await.is_err(), "an erased subject gets no new key");
+    assert_eq!(keys.tombstones().await.expect("tombstones"), vec!["b".to_owned()]);
+    let todo = keys.keys_not_wrapped_by("m2", 10).await.expect("todo");
+    assert_eq!(todo.len(), 2);
+    assert!(keys.rewrap("a", &k("m1", "wa"), &k("m2", "wa2")).await.expect("rewrap"));
+    assert!(!keys.rewrap("a", &k("m1", "wa"), &k("m2", "wa3")).await.expect("stale rewrap"), "conditional");
+    keys.set_meta("rotating_to", Some("m2")).await.expect("meta");
+    assert_eq!(keys.meta("rotating_to").await.expect("meta").as_deref(), Some("m2"));
+    keys.set_meta("rotating_to", None).await.expect("meta");
+    assert_eq!(keys.meta("rotating_to").await.expect("meta"), None);
+    assert_eq!(keys.key_counts().await.expect("counts"), vec![("m1".to_owned(), 1), ("m2".to_owned(), 1)]);
+    keys.close().await;
 }

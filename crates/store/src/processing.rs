@@ -253,7 +253,7 @@ pub const SCHEMA: &[TableNote] = &[
     },
     TableNote {
         table: "auth_throttle",
-        data: "failure counters by keyed hash of email and by IP address",
+        data: "failure counters by keyed hashes of email and of client IP address (never the address)",
         personal: true,
         purpose: "brute-force protection",
         legal_basis: INTEREST,
