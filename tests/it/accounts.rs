@@ -75,6 +75,18 @@ pub async fn provision_with(
     TestAccount { id, email: email.into(), password: PASSWORD.into(), totp }
 }
 
+/// A staff account whose second factor was reset (as an owner's reset
+/// would leave it): it may only enroll one.
+pub async fn provision_without_factor(store: &Store, state: &AppState, email: &str, role: &str) -> TestAccount {
+    let mut account = provision(store, state, email, role).await;
+    let mut tx = store.begin_write(0, "operator", None).await.expect("tx");
+    tx.remove_totp(&account.id).await.expect("remove");
+    tx.append("second_factor_reset", vec![account.id.clone()], json!({})).await.expect("append");
+    tx.commit(SecurityEvent::new(EventKind::SecondFactorReset, Actor::Operator)).await.expect("commit");
+    account.totp = None;
+    account
+}
+
 /// An API token with every scope the role may grant.
 pub async fn api_token(store: &Store, account_id: &str, role: &str) -> String {
     let role = AccountRole::parse(role).expect("role");

@@ -99,18 +99,7 @@ async fn customers_sign_up_verify_sign_in_and_out_with_a_host_cookie() {
 #[tokio::test]
 async fn staff_without_a_second_factor_may_only_enroll_then_totp_and_recovery_codes_work() {
     let app = spawn().await;
-    let mut staff = provision(&app.store, &app.state, "sam@example.com", "staff").await;
-    // Remove the factor provisioning gave, as an owner's reset would.
-    let mut tx = app.store.begin_write(0, "operator", None).await.expect("tx");
-    tx.remove_totp(&staff.id).await.expect("remove");
-    tx.append("second_factor_reset", vec![staff.id.clone()], json!({})).await.expect("append");
-    tx.commit(storefort_core::SecurityEvent::new(
-        storefort_core::EventKind::SecondFactorReset,
-        storefort_core::Actor::Operator,
-    ))
-    .await
-    .expect("commit");
-    staff.totp = None;
+    let mut staff = crate::accounts::provision_without_factor(&app.store, &app.state, "sam@example.com", "staff").await;
 
     let mut b = Browser::new(&app);
     let r = b.sign_in(&staff).await;

@@ -182,17 +182,7 @@ async fn register_a_passkey_then_sign_in_with_it_alone_and_replays_fail() {
 #[tokio::test]
 async fn a_passkey_is_the_second_factor_staff_need() {
     let app = spawn().await;
-    let mut staff = provision(&app.store, &app.state, "pat@example.com", "admin").await;
-    let mut tx = app.store.begin_write(0, "operator", None).await.expect("tx");
-    tx.remove_totp(&staff.id).await.expect("remove");
-    tx.append("second_factor_reset", vec![staff.id.clone()], json!({})).await.expect("append");
-    tx.commit(storefort_core::SecurityEvent::new(
-        storefort_core::EventKind::SecondFactorReset,
-        storefort_core::Actor::Operator,
-    ))
-    .await
-    .expect("commit");
-    staff.totp = None;
+    let staff = crate::accounts::provision_without_factor(&app.store, &app.state, "pat@example.com", "admin").await;
     let mut b = Browser::new(&app);
     assert_eq!(b.sign_in(&staff).await.body["status"], "enrollment_required");
     assert_eq!(b.get("/api/v1/admin/events").await.code(), "second_factor_enrollment_required");
