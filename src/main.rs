@@ -58,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The web application firewall.
+    Shield {
+        #[command(subcommand)]
+        command: ShieldCommand,
+    },
     /// The keys that protect personal data.
     Keys {
         #[command(subcommand)]
@@ -135,6 +140,23 @@ enum ConfigCommand {
         listen: Option<String>,
         #[command(flatten)]
         common: CommonFlags,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShieldCommand {
+    /// Replay a corpus of requests (the OWASP CRS regression tests as JSON
+    /// lines, ../shared/corpus/crs-regression.jsonl) through the detectors
+    /// and print the detection and false-block rates per rule family.
+    Eval {
+        file: PathBuf,
+        /// Paranoia level, 1 to 4.
+        #[arg(long, default_value_t = 1)]
+        paranoia: u8,
+        /// Also list, for this family, the attack stages let through and
+        /// the benign stages blocked.
+        #[arg(long)]
+        misses: Option<u16>,
     },
 }
 
@@ -233,6 +255,21 @@ fn run() -> Result<()> {
             runtime.block_on(serve::witness(&listen, dir))
         }
         Command::Receipt { command: ReceiptCommand::Verify { file, key } } => ledger_cmd::verify_receipt(&file, &key),
+        Command::Shield { command: ShieldCommand::Eval { file, paranoia, misses } } => {
+            anyhow::ensure!((1..=4).contains(&paranoia), "--paranoia must be 1 to 4");
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let report = storefort_shield::eval::replay(&text, paranoia, storefort_shield::score::DEFAULT_THRESHOLD)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!("paranoia level {paranoia}, anomaly threshold {}\n", storefort_shield::score::DEFAULT_THRESHOLD);
+            print!("{}", report.table());
+            if let Some(family) = misses {
+                let (missed, blocked) = report.misses.get(&family).cloned().unwrap_or_default();
+                println!("\nfamily {family}: attacks let through: {}", missed.join(" "));
+                println!("family {family}: benign stages blocked: {}", blocked.join(" "));
+            }
+            Ok(())
+        }
         Command::Keys { command: KeysCommand::Rotate { common } } => {
             let cfg = load(cli.config.as_deref(), &overrides(None, common))?;
             runtime.block_on(keys_cmd::rotate(cfg))

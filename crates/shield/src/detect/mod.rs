@@ -1,0 +1,41 @@
+//! The detectors, one module per attack family. Each looks at every
+//! inspected value in its normalized forms and reports findings; scoring
+//! and blocking are not their business.
+
+mod files;
+mod remote;
+
+use crate::normalize;
+use crate::request::{Field, Request};
+use crate::score::Finding;
+
+/// A value with the forms a backend might see it in.
+pub struct Value<'a> {
+    pub field: &'a Field,
+    /// As sent, URL-decoded, entity- and escape-decoded (distinct only).
+    pub forms: Vec<String>,
+    /// The decoded form, folded (lower case, `\` as `/`, one space).
+    pub folded: String,
+}
+
+/// Normalizes every field once, for all detectors.
+pub fn values(request: &Request) -> Vec<Value<'_>> {
+    request
+        .fields
+        .iter()
+        .map(|field| {
+            let forms = normalize::variants(&field.value, field.location.form_encoded());
+            let folded = normalize::fold(forms.last().map(String::as_str).unwrap_or_default());
+            Value { field, forms, folded }
+        })
+        .collect()
+}
+
+/// Every finding of every detector (all paranoia levels).
+pub fn run(request: &Request) -> Vec<Finding> {
+    let values = values(request);
+    let mut findings = Vec::new();
+    files::check(request, &values, &mut findings);
+    remote::check(&values, &mut findings);
+    findings
+}

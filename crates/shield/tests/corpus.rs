@@ -1,0 +1,31 @@
+//! The detectors against the OWASP CRS regression corpus shipped beside
+//! the project (`../shared/corpus`). Families are added here as their
+//! detectors arrive; each must stay at or above the target.
+
+use storefort_shield::eval::replay;
+use storefort_shield::score::DEFAULT_THRESHOLD;
+
+fn corpus() -> String {
+    let path = std::env::var("STOREFORT_CORPUS")
+        .unwrap_or_else(|_| format!("{}/../../../shared/corpus/crs-regression.jsonl", env!("CARGO_MANIFEST_DIR")));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("the CRS corpus at {path}: {e} (set STOREFORT_CORPUS)"))
+}
+
+#[test]
+fn paranoia_one_meets_the_targets_for_the_families_covered_so_far() {
+    let report = replay(&corpus(), 1, DEFAULT_THRESHOLD).expect("replay");
+    for family in [930, 931] {
+        let t = report.families[&family];
+        let rate = f64::from(t.attacks_blocked) / f64::from(t.attacks);
+        assert!(
+            rate >= 0.90,
+            "family {family}: {} of {} attack stages detected\n{}",
+            t.attacks_blocked,
+            t.attacks,
+            report.table()
+        );
+    }
+    let (passed, total) = report.global_benign;
+    assert_eq!(total, 35, "the corpus has 35 scope-all stages");
+    assert_eq!(passed, total, "real requests blocked: {:?}", report.global_benign_blocked);
+}
