@@ -12,6 +12,7 @@ pub enum Location {
     QueryName(String),
     Header(String),
     Cookie(String),
+    CookieName(String),
     /// A body field's value, by name or JSON path.
     Body(String),
     BodyName(String),
@@ -30,6 +31,7 @@ impl Location {
             Location::QueryName(n) => format!("query-name:{}", short(n)),
             Location::Header(n) => format!("header:{}", short(n)),
             Location::Cookie(n) => format!("cookie:{}", short(n)),
+            Location::CookieName(n) => format!("cookie-name:{}", short(n)),
             Location::Body(n) => format!("body:{}", short(n)),
             Location::BodyName(n) => format!("body-name:{}", short(n)),
             Location::BodyRaw => "body".into(),
@@ -85,6 +87,7 @@ impl Request {
             if name.eq_ignore_ascii_case("cookie") {
                 for pair in value.split(';') {
                     let (n, v) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
+                    fields.push(Field { location: Location::CookieName(n.to_owned()), value: n.to_owned() });
                     fields.push(Field { location: Location::Cookie(n.to_owned()), value: v.to_owned() });
                 }
             } else {

@@ -3,6 +3,7 @@
 //! and blocking are not their business.
 
 mod files;
+mod java;
 mod remote;
 
 use crate::normalize;
@@ -37,5 +38,6 @@ pub fn run(request: &Request) -> Vec<Finding> {
     let mut findings = Vec::new();
     files::check(request, &values, &mut findings);
     remote::check(&values, &mut findings);
+    java::check(request, &values, &mut findings);
     findings
 }
