@@ -4,6 +4,7 @@
 
 mod files;
 mod java;
+mod php;
 mod remote;
 
 use crate::normalize;
@@ -39,5 +40,6 @@ pub fn run(request: &Request) -> Vec<Finding> {
     files::check(request, &values, &mut findings);
     remote::check(&values, &mut findings);
     java::check(request, &values, &mut findings);
+    php::check(request, &values, &mut findings);
     findings
 }
