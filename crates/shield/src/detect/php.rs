@@ -59,6 +59,33 @@ const FUNCTIONS: &[&str] = &[
     "dl",
 ];
 
+/// Function names no shopper writes: flagged even without a call.
+const DISTINCTIVE: &[&str] = &[
+    "shell_exec",
+    "proc_open",
+    "pcntl_exec",
+    "create_function",
+    "call_user_func",
+    "base64_decode",
+    "zlib_decode",
+    "gzinflate",
+    "gzuncompress",
+    "bzdecompress",
+    "str_rot13",
+    "convert_uudecode",
+    "assert_options",
+    "file_put_contents",
+    "file_get_contents",
+    "move_uploaded_file",
+    "highlight_file",
+    "show_source",
+    "stream_socket_client",
+    "posix_getpwuid",
+    "get_defined_vars",
+    "ini_get_all",
+    "phpinfo",
+];
+
 /// Superglobals: names that only mean something inside PHP code.
 const SUPERGLOBALS: &[&str] = &[
     "$_server",
@@ -114,6 +141,23 @@ const INI_DIRECTIVES: &[&str] = &[
     "log_errors",
     "expose_php",
     "max_execution_time",
+    "smtp",
+    "smtp_port",
+    "sendmail_from",
+    "precision",
+    "serialize_precision",
+    "default_charset",
+    "variables_order",
+    "request_order",
+    "output_buffering",
+    "post_max_size",
+    "upload_max_filesize",
+    "max_input_vars",
+    "max_input_time",
+    "user_ini.filename",
+    "html_errors",
+    "error_reporting",
+    "implicit_flush",
     "memory_limit",
     "zend_extension",
 ];
@@ -135,15 +179,39 @@ fn finding(check: &'static str, v: &Value<'_>, what: &str) -> Finding {
     }
 }
 
+/// Drops PHP comments (`/* */`, `//` and `#` to the end of the line).
+fn php_uncomment(s: &str) -> String {
+    let no_block = strip_sql_comments(s);
+    no_block.lines().map(|l| l.split("//").next().unwrap_or_default()).collect::<Vec<_>>().join("\n")
+}
+
 /// `name` called: the name (as a whole word, or glued to a prefix such as
 /// `FOOcall_user_func`), then only spaces or comments, then `(`.
 fn calls(text: &str, name: &str) -> bool {
     text.match_indices(name).any(|(at, _)| {
-        let after = strip_sql_comments(&text[at + name.len()..]);
+        let after = php_uncomment(&text[at + name.len()..]);
         let glued_ok =
             name.len() > 6 || text[..at].chars().next_back().is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_');
         glued_ok && after.trim_start().starts_with('(')
     })
+}
+
+/// The index of the bracket closing the one at `open`.
+fn matching_close(b: &[char], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (k, c) in b.iter().enumerate().skip(open) {
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(k);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `$x(`, `$$x(`, `${…}(`, `$x[0](`: calling whatever a variable holds.
@@ -164,10 +232,10 @@ fn variable_call(s: &str) -> bool {
                 }
             }
             if j > name_start {
-                // Optional index expressions: $a[0], $__['o'].
-                while j < b.len() && b[j] == '[' {
-                    match b[j..].iter().position(|c| *c == ']') {
-                        Some(close) => j += close + 1,
+                // Index expressions, nested too: $a[0], $__[$_[1]], $_{_}.
+                while j < b.len() && (b[j] == '[' || b[j] == '{') {
+                    match matching_close(&b, j) {
+                        Some(close) => j = close + 1,
                         None => break,
                     }
                 }
@@ -184,15 +252,27 @@ fn variable_call(s: &str) -> bool {
     false
 }
 
-/// `(system)('id')`, `("sys"."tem")(…)`, `(string)"system"(…)`: calling
-/// the result of an expression, a way around function-name filters.
+/// `(system)('id')`, `[system][0](ls)`, `("sys"."tem")(…)`,
+/// `(string)"system"(…)`: calling the result of an expression, a way
+/// around function-name filters.
 fn expression_call(s: &str) -> bool {
     let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let letters = compact.chars().any(|c| c.is_ascii_alphabetic());
-    letters
-        && (compact.contains(")(") || compact.contains("\"(") || compact.contains("'("))
-        && compact.contains('(')
-        && compact.ends_with([';', ')'])
+    let called_result = [")(", "](", "}("]
+        .iter()
+        .any(|p| compact.match_indices(p).any(|(at, _)| compact[..at].chars().any(|c| c.is_ascii_alphabetic())));
+    // A quoted name called directly, or built by concatenation.
+    let concatenated = compact.contains("\".\"") || compact.contains("'.'");
+    let quoted_call = ['"', '\''].iter().any(|q| {
+        compact.match_indices(*q).any(|(at, _)| {
+            if !compact[at + 1..].starts_with('(') {
+                return false;
+            }
+            let before = &compact[..at];
+            let literal = before.rsplit(*q).next().unwrap_or_default();
+            !literal.is_empty() && (concatenated || FUNCTIONS.contains(&literal))
+        })
+    });
+    called_result || quoted_call
 }
 
 /// A serialized PHP object or custom-serialized class: `O:8:"stdClass":…`.
@@ -208,6 +288,35 @@ fn serialized_object(s: &str) -> bool {
     })
 }
 
+/// `<?php`, `<?=`, a bare `<?` (short tags), Smarty's `{php}` and the
+/// `[php]` forms some templates honour. An XML declaration is not PHP.
+fn php_tag(s: &str) -> bool {
+    let tags = ["[php]", "[/php]", "[\\php]", "{php}", "{/php}", "<script language=\"php\"", "<script language=php"];
+    tags.iter().any(|t| s.contains(t)) || s.match_indices("<?").any(|(at, _)| opens_php(&s[at + 2..]))
+}
+
+/// What follows `<?` opens PHP: nothing, `php`, `=`, whitespace, or an
+/// `<?xml` that is not a real declaration. Processing instructions such
+/// as `<?xml-stylesheet` or `<?xpacket` are not PHP.
+fn opens_php(after: &str) -> bool {
+    if after.is_empty() || after.starts_with("php") || after.starts_with('=') || after.starts_with(char::is_whitespace)
+    {
+        return true;
+    }
+    after.strip_prefix("xml").is_some_and(|rest| {
+        let rest = rest.trim_start();
+        !(rest.starts_with("version") || rest.starts_with('-') || rest.starts_with("?>") || rest.is_empty())
+    })
+}
+
+/// `ssh2.shell://`, `compress.lzf://`: PHP's dotted wrapper schemes.
+fn dotted_wrapper(s: &str) -> bool {
+    s.match_indices("://").any(|(at, _)| {
+        let scheme: String = s[..at].chars().rev().take_while(|c| c.is_ascii_alphanumeric() || *c == '.').collect();
+        scheme.contains('.') && !scheme.starts_with('.') && !scheme.ends_with('.')
+    })
+}
+
 fn ini_directive(s: &str) -> bool {
     let Some((name, _)) = s.split_once('=') else { return false };
     let name = name.trim();
@@ -216,29 +325,33 @@ fn ini_directive(s: &str) -> bool {
 
 fn php_file(name: &str) -> bool {
     let compact: String = name.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+    // Trailing dots go (Windows), and digits after `.php` (`.php907`).
     let compact = compact.trim_end_matches('.');
-    PHP_ENDINGS.iter().any(|e| compact.ends_with(e))
+    let without_digits = compact.trim_end_matches(|c: char| c.is_ascii_digit());
+    PHP_ENDINGS.iter().any(|e| compact.ends_with(e)) || without_digits.ends_with(".php")
 }
 
 fn session_file(name: &str) -> bool {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name).to_ascii_lowercase();
-    base.strip_prefix("sess_").is_some_and(|id| id.len() >= 20 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+    base.strip_prefix("sess_")
+        .is_some_and(|id| id.len() >= 20 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
     for v in values {
-        if matches!(v.field.location, Location::Method | Location::Path) {
+        if matches!(v.field.location, Location::Method) {
+            continue;
+        }
+        if matches!(v.field.location, Location::Path) {
+            // Only a function call is meaningful in a path (`/get/substr()`).
+            let path = v.folded.as_str();
+            if let Some(f) = FUNCTIONS.iter().chain(["substr", "strrev", "implode"].iter()).find(|f| calls(path, f)) {
+                out.push(finding("php-function-call", v, f));
+            }
             continue;
         }
         let s = &v.folded;
-        if s.contains("<?php")
-            || s.contains("<?=")
-            || s.contains("<? ")
-            || s.contains("[php]")
-            || s.contains("[/php]")
-            || s.contains("[\\\\php]")
-            || s.contains("[/php")
-        {
+        if php_tag(s) {
             out.push(finding("php-open-tag", v, "<?"));
         }
         if let Some(g) = SUPERGLOBALS.iter().find(|g| s.contains(*g)) {
@@ -247,21 +360,33 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
         if let Some(at) = s.find('$').filter(|at| s[at + 1..].trim_start().starts_with('{')) {
             out.push(finding("php-variable-variable", v, &s[at..]));
         }
-        if let Some(f) = FUNCTIONS.iter().find(|f| calls(s, f)) {
+        // Line breaks matter to `//` comments: look at the unfolded text.
+        let lines = v.forms.last().map(|f| f.to_lowercase()).unwrap_or_default();
+        if let Some(f) = FUNCTIONS.iter().find(|f| calls(&lines, f)) {
             out.push(finding("php-function-call", v, f));
+        } else if let Some(f) = DISTINCTIVE.iter().find(|f| lines.contains(*f)) {
+            out.push(finding("php-function-name", v, f));
         }
-        if variable_call(s) {
+        if variable_call(&php_uncomment(&lines)) {
             out.push(finding("php-variable-call", v, s));
         } else if expression_call(s) {
             out.push(finding("php-expression-call", v, s));
         }
         if let Some(w) = WRAPPERS.iter().find(|w| s.contains(*w)) {
             out.push(finding("php-stream-wrapper", v, w));
+        } else if dotted_wrapper(s) {
+            out.push(finding("php-stream-wrapper", v, s));
         }
         if serialized_object(s) {
             out.push(finding("php-serialized-object", v, s));
         }
-        if matches!(v.field.location, Location::Query(_) | Location::Body(_)) && ini_directive(s) {
+        let directive = match v.field.location {
+            Location::Query(_) | Location::Body(_) => ini_directive(s),
+            // Inside XML or text bodies: any token of the form `name=value`.
+            Location::BodyRaw => s.split(|c: char| c.is_whitespace() || "\"'<>".contains(c)).any(ini_directive),
+            _ => false,
+        };
+        if directive {
             out.push(finding("php-ini-directive", v, s));
         }
     }
@@ -315,6 +440,11 @@ mod tests {
             "/?q=php://stdout",
             "/?q=O:8:%22stdClass%22:0:{}",
             "/?q=allow_url_include%3D1",
+            "/?q=%7Bphp%7Decho+1",
+            "/?q=exec%20%2f%2fcomment%0d%0a%20%28blah%29",
+            "/?q=%24__%5B%24_%5B1%5D%5D%287%29",
+            "/?q=%5bsystem%5d%5b0%5d%28ls%29%3B",
+            "/?q=return%22system%22%28xyz%29.s",
         ] {
             assert!(blocked(attack), "{attack}");
         }
@@ -329,6 +459,8 @@ mod tests {
             "/?q=order:12345",
             "/?q=the+(best)+coffee",
             "/?q=session+beans",
+            "/?search=this+is+a+%22dog%22+%28not+a+cat%29",
+            "/?q=%3C%3Fxml+version%3D%221.0%22%3F%3E",
         ] {
             assert!(!blocked(benign), "{benign}");
         }
