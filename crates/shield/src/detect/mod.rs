@@ -6,6 +6,7 @@ mod files;
 mod java;
 mod php;
 mod remote;
+mod xss;
 
 use crate::normalize;
 use crate::request::{Field, Request};
@@ -41,5 +42,6 @@ pub fn run(request: &Request) -> Vec<Finding> {
     remote::check(&values, &mut findings);
     java::check(request, &values, &mut findings);
     php::check(request, &values, &mut findings);
+    xss::check(&values, &mut findings);
     findings
 }
