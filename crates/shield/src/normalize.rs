@@ -302,15 +302,15 @@ pub fn strip_sql_comments(s: &str) -> String {
             (Some(b), l) if l.is_none_or(|l| b < l) => {
                 out.push_str(&rest[..b]);
                 let after = &rest[b + 2..];
-                let end = after.find("*/").map_or(after.len(), |e| e + 2);
+                let close = after.find("*/");
+                let content = &after[..close.unwrap_or(after.len())];
                 // MySQL executes /*!50000 … */: keep what is inside.
-                if let Some(kept) = after.strip_prefix('!') {
-                    let body = &kept[..end.saturating_sub(3).min(kept.len())];
+                if let Some(kept) = content.strip_prefix('!') {
                     out.push(' ');
-                    out.push_str(body.trim_start_matches(|c: char| c.is_ascii_digit()));
+                    out.push_str(kept.trim_start_matches(|c: char| c.is_ascii_digit()));
                 }
                 out.push(' ');
-                rest = &after[end.min(after.len())..];
+                rest = close.map_or("", |c| &after[c + 2..]);
             }
             (_, Some(l)) => {
                 out.push_str(&rest[..l]);
