@@ -41,6 +41,7 @@ const DANGEROUS_TAGS: &[&str] = &[
     "set",
     "handler",
     "listener",
+    "entity",
 ];
 
 /// Elements harmless on their own that carry script in attributes.
@@ -48,6 +49,12 @@ const ATTRIBUTE_TAGS: &[&str] = &[
     "img", "image", "video", "audio", "source", "body", "input", "a", "div", "details", "select", "textarea", "button",
     "p", "x", "span", "table", "td", "html",
 ];
+
+/// Attributes that load or run something, besides `on…` handlers.
+const ACTIVE_ATTRIBUTES: &[&str] = &["formaction", "srcdoc", "implementation", "dynsrc", "lowsrc", "datasrc"];
+
+/// Globals through which `x["alert"]` reaches any function by name.
+const GLOBALS: &[&str] = &["self[", "window[", "top[", "parent[", "this[", "globalthis[", "document[", "frames["];
 
 /// Where page script gets at data or runs code.
 const JS_SINKS: &[&str] = &[
@@ -71,7 +78,7 @@ const JS_SINKS: &[&str] = &[
 
 /// Functions that run a string as code, or exist only to prove a hole.
 const JS_CALLS: &[&str] =
-    &["eval", "settimeout", "setinterval", "function", "alert", "prompt", "confirm", "execscript", "import"];
+    &["eval", "settimeout", "setinterval", "function", "alert", "prompt", "confirm", "execscript", "import", "atob"];
 
 /// URL schemes that run script when followed.
 const SCRIPT_SCHEMES: &[&str] =
@@ -107,7 +114,7 @@ fn tags(s: &str) -> Vec<String> {
     for (at, _) in s.match_indices('<') {
         let after = &s[at + 1..];
         let instruction = after.starts_with('?');
-        let rest = after.trim_start_matches(['/', '?', '!']);
+        let rest = after.trim_start_matches(['/', '?', '!', ':']);
         let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == ':' || *c == '-').collect();
         // Processing instructions (`<?xml …?>`) are not elements, except
         // IE's `<?import`, which loads behaviour.
@@ -124,6 +131,16 @@ fn tags(s: &str) -> Vec<String> {
 
 /// `on…=` as an attribute: after a space, quote or slash (or at the start),
 /// `on` and letters, optional spaces, `=`.
+/// One of [`ACTIVE_ATTRIBUTES`] set: `formaction=`, `srcdoc =`.
+fn active_attribute(s: &str) -> bool {
+    ACTIVE_ATTRIBUTES.iter().any(|a| {
+        s.match_indices(a).any(|(at, _)| {
+            let before = s[..at].chars().next_back();
+            before.is_none_or(|c| !c.is_ascii_alphanumeric()) && s[at + a.len()..].trim_start().starts_with('=')
+        })
+    })
+}
+
 fn event_handler(s: &str) -> bool {
     s.match_indices("on").any(|(at, _)| {
         let before = s[..at].chars().next_back();
@@ -142,7 +159,7 @@ fn squeezed(s: &str) -> String {
 /// JSFuck: script written with `[]()!+` alone.
 fn jsfuck(s: &str) -> bool {
     let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    compact.len() >= 5
+    compact.len() >= 4
         && (compact.contains("![]") || compact.contains("+[]"))
         && compact.chars().all(|c| "[]()!+".contains(c))
 }
@@ -153,7 +170,10 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
             continue;
         }
         let read = as_browser_reads(&v.folded);
-        let tag_names = tags(&read);
+        let squeezed = squeezed(&read);
+        // Tag names spaced out (`<f o r m`) count as written together.
+        let mut tag_names = tags(&read);
+        tag_names.extend(tags(&squeezed));
         if let Some(t) = tag_names.iter().find(|t| DANGEROUS_TAGS.contains(&t.as_str())) {
             out.push(finding("xss-tag", v, t));
         } else if !tag_names.is_empty()
@@ -162,10 +182,25 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
             out.push(finding("xss-attribute", v, &read));
         } else if tag_names.iter().any(|t| ATTRIBUTE_TAGS.contains(&t.as_str())) && read.contains("style=") {
             out.push(finding("xss-style-attribute", v, &read));
-        } else if event_handler(&read) {
+        } else if event_handler(&read) || active_attribute(&read) {
             out.push(finding("xss-event-handler", v, &read));
         }
-        let squeezed = squeezed(&read);
+        if read.contains("<!--#") {
+            out.push(finding("xss-server-side-include", v, "<!--#"));
+        }
+        // `¼tag¾`: markup for browsers that drop the eighth bit.
+        if v.folded.contains('\u{bc}') && v.folded.contains('\u{be}') {
+            out.push(finding("xss-7bit-markup", v, &v.folded));
+        }
+        if squeezed.contains("data:,") && squeezed.contains('<') {
+            out.push(finding("xss-data-url", v, &squeezed));
+        }
+        if GLOBALS.iter().any(|g| squeezed.contains(&format!("{g}\"")) || squeezed.contains(&format!("{g}'"))) {
+            out.push(finding("xss-global-lookup", v, &squeezed));
+        }
+        if squeezed.contains("newfunction(") {
+            out.push(finding("xss-code-call", v, "new Function("));
+        }
         if let Some(scheme) = SCRIPT_SCHEMES.iter().find(|p| squeezed.contains(*p)) {
             out.push(finding("xss-script-url", v, scheme));
         }
@@ -226,6 +261,12 @@ mod tests {
             "/?q=(![]+[])[+!+[]]",
             "/?%20onload%3D=x",
             "/?q=%3Cx:script%20xmlns:x=%22http://www.w3.org/1999/xhtml%22%3E",
+            "/?q=$%3Cf%20o%20r%20m",
+            "/?q=%27formaction%3D",
+            "/?q=%3C!--%23exec%20cmd=%22ls%22--%3E",
+            "/?q=self%5B%22%5Cx24%22%5D",
+            "/?q=new%20Function%28%29",
+            "/?q=%3C%3Avmlframe",
         ] {
             assert!(blocked(attack), "{attack}");
         }
