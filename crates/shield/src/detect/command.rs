@@ -288,10 +288,11 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
         }
         if s.contains("$(") || s.contains("<(") || s.contains(">(") || s.contains("$((") {
             out.push(finding("rce-substitution", v, s));
-        } else if let Some(at) = s.find("${") {
-            if s[at..].contains('}') && !s[at + 2..].starts_with('}') {
-                out.push(finding("rce-substitution", v, s));
-            }
+        } else if let Some(at) = s.find("${")
+            && s[at..].contains('}')
+            && !s[at + 2..].starts_with('}')
+        {
+            out.push(finding("rce-substitution", v, s));
         }
         if s.matches('`').count() >= 2 {
             let inner = s.split('`').nth(1).unwrap_or_default();
