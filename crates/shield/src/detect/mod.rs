@@ -10,7 +10,7 @@ mod remote;
 mod xss;
 
 use crate::normalize;
-use crate::request::{Field, Request};
+use crate::request::{Field, Location, Request};
 use crate::score::Finding;
 
 /// A value with the forms a backend might see it in.
@@ -33,6 +33,20 @@ pub fn values(request: &Request) -> Vec<Value<'_>> {
             Value { field, forms, folded }
         })
         .collect()
+}
+
+/// The names of files a request uploads: from file-name headers
+/// (`X-Filename`, `X_File-Name` …) and multipart parts' `filename`.
+pub fn uploaded_file_names(request: &Request) -> Vec<(Location, &str)> {
+    let headers = request.headers.iter().filter_map(|(name, value)| {
+        let n = name.to_ascii_lowercase().replace(['_', '.'], "-");
+        matches!(n.as_str(), "x-filename" | "x-file-name" | "x-file").then(|| (Location::Header(n), value.as_str()))
+    });
+    let parts = request.fields.iter().filter_map(|f| match &f.location {
+        Location::Body(n) if n.ends_with("#filename") => Some((f.location.clone(), f.value.as_str())),
+        _ => None,
+    });
+    headers.chain(parts).collect()
 }
 
 /// Every finding of every detector (all paranoia levels).

@@ -391,15 +391,7 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
         }
     }
     // PHP or session files uploaded (file-name headers, multipart names).
-    let headers = request.headers.iter().filter_map(|(name, value)| {
-        let n = name.to_ascii_lowercase().replace(['_', '.'], "-");
-        matches!(n.as_str(), "x-filename" | "x-file-name" | "x-file").then(|| (Location::Header(n), value.as_str()))
-    });
-    let parts = request.fields.iter().filter_map(|f| match &f.location {
-        Location::Body(n) if n.ends_with("#filename") => Some((f.location.clone(), f.value.as_str())),
-        _ => None,
-    });
-    for (location, file_name) in headers.chain(parts) {
+    for (location, file_name) in super::uploaded_file_names(request) {
         let check = if php_file(file_name) {
             "php-file-upload"
         } else if session_file(file_name) {
