@@ -157,6 +157,9 @@ enum ShieldCommand {
         /// the benign stages blocked.
         #[arg(long)]
         misses: Option<u16>,
+        /// Print what the detectors found in one stage (by id, e.g. 932140-12).
+        #[arg(long)]
+        explain: Option<String>,
     },
 }
 
@@ -255,10 +258,16 @@ fn run() -> Result<()> {
             runtime.block_on(serve::witness(&listen, dir))
         }
         Command::Receipt { command: ReceiptCommand::Verify { file, key } } => ledger_cmd::verify_receipt(&file, &key),
-        Command::Shield { command: ShieldCommand::Eval { file, paranoia, misses } } => {
+        Command::Shield { command: ShieldCommand::Eval { file, paranoia, misses, explain } } => {
             anyhow::ensure!((1..=4).contains(&paranoia), "--paranoia must be 1 to 4");
             let text =
                 std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            if let Some(id) = explain {
+                for f in storefort_shield::eval::explain(&text, &id).map_err(|e| anyhow::anyhow!(e))? {
+                    println!("{} PL{} {} at {}: {}", f.family, f.paranoia, f.check, f.location.label(), f.fragment);
+                }
+                return Ok(());
+            }
             let report = storefort_shield::eval::replay(&text, paranoia, storefort_shield::score::DEFAULT_THRESHOLD)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!("paranoia level {paranoia}, anomaly threshold {}\n", storefort_shield::score::DEFAULT_THRESHOLD);

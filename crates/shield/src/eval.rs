@@ -130,6 +130,17 @@ pub fn replay(jsonl: &str, paranoia: Paranoia, threshold: u32) -> Result<Report,
     Ok(report)
 }
 
+/// The findings for one stage of the corpus, for tuning (`--explain ID`).
+pub fn explain(jsonl: &str, id: &str) -> Result<Vec<crate::score::Finding>, String> {
+    for line in jsonl.lines().filter(|l| l.contains(id)) {
+        let case: Case = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        if case.id == id {
+            return Ok(crate::detect::run(&case.request()));
+        }
+    }
+    Err(format!("no stage {id}"))
+}
+
 fn percent(part: u32, whole: u32) -> String {
     if whole == 0 { "–".into() } else { format!("{:.1}%", 100.0 * f64::from(part) / f64::from(whole)) }
 }

@@ -203,6 +203,27 @@ const COMMANDS: &[&str] = &[
     "stdbuf",
     "doas",
     "pkexec",
+    "c89",
+    "c99",
+    "gdb",
+    "rmt",
+    "rmt-tar",
+    "rmt-dump",
+    "trap",
+    "aptitude",
+    "apt",
+    "apt-get",
+    "yum",
+    "dnf",
+    "aa-disable",
+    "ansible-console",
+    "ansible-doc",
+    "ansible-inventory",
+    "ansible-pull",
+    "ansible-vault",
+    "visudo",
+    "chef",
+    "cscli",
 ];
 
 /// Command names that are also everyday words ("cat food", "find my
@@ -252,8 +273,8 @@ fn first_word(s: &str) -> &str {
 /// Whether `word` (maybe `/usr/bin/perl`, `python3.10`) names a command.
 fn is_command(word: &str) -> bool {
     let base = word.rsplit(['/', '\\']).next().unwrap_or(word);
-    let base = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    !base.is_empty() && COMMANDS.contains(&base)
+    let trimmed = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    (!base.is_empty() && COMMANDS.contains(&base)) || (!trimmed.is_empty() && COMMANDS.contains(&trimmed))
 }
 
 /// A command right after a separator (`;`, `|`, `&`, `&&`, `||`, a line
@@ -318,9 +339,31 @@ fn windows_control(s: &str) -> bool {
         let keyword = ["exist ", "defined ", "errorlevel ", "cmdextversion "].iter().any(|k| rest.starts_with(k));
         // `if 2 geq 15 …`, `if %x% equ 2 …`: cmd.exe comparisons.
         let comparison = rest.split(' ').take(4).any(|w| matches!(w, "equ" | "neq" | "lss" | "leq" | "gtr" | "geq"));
-        keyword || comparison
+        keyword || comparison || rest.split(' ').take(2).any(|w| w.contains("=="))
     });
     for_loop || condition
+}
+
+/// Other ways to reach a shell: `alias x=…`, `$SHELL -c`, a program
+/// under `bin/`, and glob classes hiding a path (`/etc/pas[s]wd`).
+fn shell_tricks(s: &str) -> Option<&'static str> {
+    let first = s.split_whitespace().next().unwrap_or_default();
+    if first == "alias" && s.split_whitespace().nth(1).is_some_and(|w| w.contains('=')) {
+        return Some("alias");
+    }
+    if ["$shell", "${shell}", "$0", "$bash"].contains(&first) {
+        return Some("$shell");
+    }
+    let program_path = s.match_indices("bin/").any(|(at, _)| {
+        let before = s[..at].chars().next_back();
+        before.is_none_or(|c| c == '/' || c == 's' || c.is_whitespace())
+            && s[at + 4..].starts_with(|c: char| c.is_ascii_alphabetic())
+    });
+    if program_path && (s.starts_with("bin/") || s.starts_with('/') || s.contains(" /")) {
+        return Some("bin/");
+    }
+    let glob_path = s.starts_with('/') && s.contains('[') && s.contains(']') && s.matches('/').count() >= 2;
+    glob_path.then_some("glob")
 }
 
 /// `{l,-lh}s`, `c{a,ou}nt`: brace expansion spelling a command.
@@ -340,7 +383,18 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
         // Line breaks separate commands: read the unfolded text.
         let s = shell_words(&v.forms.last().map(|f| f.to_lowercase()).unwrap_or_default());
         let s = s.trim();
-        if let Some(cmd) = command_after_separator(s).or_else(|| command_with_arguments(s)) {
+        // A bare command at the start only means something in a parameter;
+        // headers are full of words like `gzip`.
+        let parameter = matches!(
+            v.field.location,
+            Location::Query(_)
+                | Location::QueryName(_)
+                | Location::Body(_)
+                | Location::BodyName(_)
+                | Location::Cookie(_)
+        );
+        let at_start = if parameter { command_with_arguments(s) } else { None };
+        if let Some(cmd) = command_after_separator(s).or(at_start) {
             out.push(finding("rce-command", v, &cmd));
         }
         if s.contains("$(") || s.contains("<(") || s.contains(">(") || s.contains("$((") {
@@ -375,6 +429,9 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
         let bang = word.starts_with('!') && word[1..].trim_start_matches('-').starts_with(|c: char| c.is_ascii_digit());
         if tilde || bang {
             out.push(finding("rce-shell-expansion", v, word));
+        }
+        if let Some(what) = shell_tricks(s) {
+            out.push(finding("rce-shell-trick", v, what));
         }
         if s.contains("| sh") || s.contains("|sh") || s.contains("| bash") || s.contains("|bash") {
             out.push(finding("rce-pipe-to-shell", v, s));

@@ -72,10 +72,9 @@ const PUBLIC_DOT_SEGMENTS: &[&str] = &[".well-known"];
 const DEV_SERVER_PREFIXES: &[&str] = &["/@fs/", "/@id/", "/@vite/"];
 
 /// File endings of backups, dumps, logs and editor leftovers.
-const BACKUP_ENDINGS: &[&str] = &[
-    ".bak", ".old", ".orig", ".swp", ".sql", ".sql.gz", ".sql.zip", ".tar.gz", ".tgz", ".zip", "~", ".save", ".backup",
-    ".log",
-];
+/// (Archives such as `.zip` are not here: shops sell downloads.)
+const BACKUP_ENDINGS: &[&str] =
+    &[".bak", ".old", ".orig", ".swp", ".sql", ".sql.gz", ".sql.zip", "~", ".save", ".backup", ".log"];
 
 fn finding(check: &'static str, paranoia: u8, severity: Severity, v: &Value<'_>, what: &str) -> Finding {
     Finding { family: 930, check, paranoia, severity, location: v.field.location.clone(), fragment: fragment(what) }

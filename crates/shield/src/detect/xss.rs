@@ -177,7 +177,9 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
         if let Some(t) = tag_names.iter().find(|t| DANGEROUS_TAGS.contains(&t.as_str())) {
             out.push(finding("xss-tag", v, t));
         } else if !tag_names.is_empty()
-            && (event_handler(&read) || read.contains("xmlns") || read.contains("xlink:href"))
+            && (event_handler(&read)
+                || (!matches!(v.field.location, Location::BodyRaw)
+                    && (read.contains("xmlns") || read.contains("xlink:href"))))
         {
             out.push(finding("xss-attribute", v, &read));
         } else if tag_names.iter().any(|t| ATTRIBUTE_TAGS.contains(&t.as_str())) && read.contains("style=") {
