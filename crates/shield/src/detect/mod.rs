@@ -7,6 +7,7 @@ mod files;
 mod java;
 mod php;
 mod remote;
+mod sqli;
 mod xss;
 
 use crate::normalize;
@@ -59,5 +60,6 @@ pub fn run(request: &Request) -> Vec<Finding> {
     php::check(request, &values, &mut findings);
     xss::check(&values, &mut findings);
     command::check(&values, &mut findings);
+    sqli::check(&values, &mut findings);
     findings
 }
