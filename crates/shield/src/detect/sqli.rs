@@ -87,6 +87,17 @@ const DISTINCTIVE_FUNCTIONS: &[&str] = &[
     "opendatasource",
     "xp_cmdshell",
     "sp_executesql",
+    "db_name",
+    "object_name",
+    "col_name",
+    "host_name",
+    "suser_name",
+    "user_name",
+    "find_in_set",
+    "sqlite_compileoption_get",
+    "starts_with",
+    "now",
+    "sysdate",
 ];
 
 /// Words that start a statement (after `;`, a stacked query).
@@ -117,6 +128,8 @@ const CATALOGS: &[&str] = &[
     "msysaccessobjects",
     "master..sysdatabases",
     "dba_users",
+    "tempdb",
+    "msdb",
 ];
 
 fn finding(check: &'static str, v: &Value<'_>, what: &str) -> Finding {
@@ -232,6 +245,13 @@ fn injected_tail(t: &[Tok]) -> Option<&'static str> {
     match t.as_slice() {
         [] => None,
         [Tok::Comment, ..] => Some("comment"),
+        // `' + sleep(5) + '`, `' || pg_sleep(1)`: a call concatenated in.
+        [Tok::Op(o), Tok::Word(_), Tok::Open, ..] if ["+", "||", "-", "|"].contains(&o.as_str()) => Some("concat-call"),
+        // `'select …`: a statement right where the string ended.
+        [w, ..] if is_word(w, &["select", "insert", "update", "delete", "drop", "exec", "execute", "declare"]) => {
+            Some("statement")
+        }
+        [op, not, Tok::Word(_), Tok::Open, ..] if logic(op) && is_word(not, &["not"]) => Some("logic-call"),
         [Tok::Semi, next, ..] if is_word(next, STATEMENTS) => Some("stacked-query"),
         [Tok::Semi, Tok::Comment, ..] | [Tok::Semi] => Some("comment"),
         [op, a, cmp, b, ..] if logic(op) && operand(a) && comparison(cmp) && operand(b) => Some("tautology"),
@@ -273,12 +293,35 @@ fn structure(t: &[Tok], raw: &str) -> Option<&'static str> {
         {
             return Some("ddl");
         }
+        if is_word(tok, &["procedure"]) && next.is_some_and(|n| is_word(n, &["analyse", "analyze"])) {
+            return Some("procedure-analyse");
+        }
+        if is_word(tok, &["declare"]) && matches!(next, Some(Tok::Var)) {
+            return Some("declare");
+        }
+        if is_word(tok, &["as"])
+            && i > 0
+            && matches!(t[i - 1], Tok::Str | Tok::Num)
+            && matches!(next, Some(Tok::Str))
+            && after_next.is_some_and(|x| is_word(x, &["from"]))
+        {
+            return Some("alias-from");
+        }
+        if let (Tok::Op(o), Some(Tok::Word(_))) = (tok, next)
+            && o == "::"
+        {
+            return Some("cast");
+        }
+        if matches!(tok, Tok::Op(o) if ["@>", "<@", "->>", "#>>", "?|", "?&"].contains(&o.as_str())) {
+            return Some("json-operator");
+        }
         if is_word(tok, &["waitfor"]) && next.is_some_and(|n| is_word(n, &["delay", "time"])) {
             return Some("waitfor");
         }
         if is_word(tok, &["execute", "exec"])
             && next.is_some_and(|n| {
-                is_word(n, &["immediate", "master", "sp_executesql"])
+                is_word(n, &["immediate", "sp_executesql"])
+                    || matches!(n, Tok::Word(w) if w.starts_with("master"))
                     || matches!(n, Tok::Word(w) if w.starts_with("xp_") || w.starts_with("sp_"))
             })
         {
@@ -332,7 +375,7 @@ fn structure(t: &[Tok], raw: &str) -> Option<&'static str> {
 
 pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
     for v in values {
-        if matches!(v.field.location, Location::Method | Location::Path | Location::Header(_))
+        if matches!(v.field.location, Location::Method | Location::Header(_))
             && !matches!(&v.field.location, Location::Header(h) if h == "referer" || h == "user-agent" || h == "x-forwarded-for")
         {
             continue;
@@ -340,6 +383,19 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
         let raw = v.forms.last().map(|f| f.to_lowercase()).unwrap_or_default();
         let text = strip_sql_comments(&raw);
         let all = tokens(&raw);
+        // NoSQL operators smuggled in as keys: `id[$ne]=`, `{"$where": …}`.
+        let nosql = ["[$", "{\"$", "{$"].iter().any(|p| {
+            raw.match_indices(p).any(|(at, _)| raw[at + p.len()..].starts_with(|c: char| c.is_ascii_alphabetic()))
+        });
+        if nosql {
+            out.push(finding("nosql-operator", v, &raw));
+            continue;
+        }
+        // Optimizer hints and version comments: SQL hidden in comments.
+        if raw.contains("/*+") || raw.contains("/*!") {
+            out.push(finding("sqli-comment-code", v, &raw));
+            continue;
+        }
         if let Some(what) = structure(&tokens(&text), &text) {
             out.push(finding(if what == "catalog" { "sqli-catalog" } else { "sqli-structure" }, v, what));
             continue;
