@@ -98,6 +98,46 @@ const DISTINCTIVE_FUNCTIONS: &[&str] = &[
     "starts_with",
     "now",
     "sysdate",
+    "compress",
+    "uncompress",
+    "cos",
+    "sin",
+    "lo_get",
+    "div",
+    "schema_name",
+];
+
+/// Functions whose names are also words ("if", "count", "user"): only
+/// with SQL around them.
+const GENERIC_FUNCTIONS: &[&str] = &[
+    "if",
+    "count",
+    "user",
+    "char",
+    "mid",
+    "ord",
+    "hex",
+    "exp",
+    "floor",
+    "cast",
+    "convert",
+    "version",
+    "schema",
+    "substring",
+    "substr",
+    "ascii",
+    "elt",
+    "rand",
+    "concat",
+    "coalesce",
+    "ifnull",
+    "database",
+    "iif",
+    "cos",
+    "sin",
+    "div",
+    "now",
+    "compress",
 ];
 
 /// Words that start a statement (after `;`, a stacked query).
@@ -130,6 +170,8 @@ const CATALOGS: &[&str] = &[
     "dba_users",
     "tempdb",
     "msdb",
+    "northwind",
+    "schema_name",
 ];
 
 fn finding(check: &'static str, v: &Value<'_>, what: &str) -> Finding {
@@ -245,6 +287,12 @@ fn injected_tail(t: &[Tok]) -> Option<&'static str> {
     match t.as_slice() {
         [] => None,
         [Tok::Comment, ..] => Some("comment"),
+        // `' sleep(5) '`: a probe function right after the string.
+        [Tok::Word(w), Tok::Open, ..]
+            if DISTINCTIVE_FUNCTIONS.contains(&w.as_str()) && !GENERIC_FUNCTIONS.contains(&w.as_str()) =>
+        {
+            Some("call")
+        }
         // `' + sleep(5) + '`, `' || pg_sleep(1)`: a call concatenated in.
         [Tok::Op(o), Tok::Word(_), Tok::Open, ..] if ["+", "||", "-", "|"].contains(&o.as_str()) => Some("concat-call"),
         // `'select …`: a statement right where the string ended.
@@ -315,6 +363,21 @@ fn structure(t: &[Tok], raw: &str) -> Option<&'static str> {
         if matches!(tok, Tok::Op(o) if ["@>", "<@", "->>", "#>>", "?|", "?&"].contains(&o.as_str())) {
             return Some("json-operator");
         }
+        if is_word(tok, &["into"]) && next.is_some_and(|n| is_word(n, &["outfile", "dumpfile"])) {
+            return Some("into-outfile");
+        }
+        if is_word(tok, &["case"])
+            && t[i + 1..].iter().take(8).any(|x| is_word(x, &["when"]))
+            && t[i + 1..].iter().take(16).any(|x| is_word(x, &["then"]))
+        {
+            return Some("case-when");
+        }
+        if matches!(tok, Tok::Close)
+            && next.is_some_and(|n| is_word(n, &["like", "rlike", "regexp"]))
+            && matches!(after_next, Some(Tok::Open))
+        {
+            return Some("like-subquery");
+        }
         if is_word(tok, &["waitfor"]) && next.is_some_and(|n| is_word(n, &["delay", "time"])) {
             return Some("waitfor");
         }
@@ -331,32 +394,7 @@ fn structure(t: &[Tok], raw: &str) -> Option<&'static str> {
             let name = w.rsplit('.').next().unwrap_or(w);
             if DISTINCTIVE_FUNCTIONS.contains(&name) || DISTINCTIVE_FUNCTIONS.contains(&w.as_str()) {
                 // `if (` and `count (` are words too: only with SQL around.
-                let generic = [
-                    "if",
-                    "count",
-                    "user",
-                    "char",
-                    "mid",
-                    "ord",
-                    "hex",
-                    "exp",
-                    "floor",
-                    "cast",
-                    "convert",
-                    "version",
-                    "schema",
-                    "substring",
-                    "substr",
-                    "ascii",
-                    "elt",
-                    "rand",
-                    "concat",
-                    "coalesce",
-                    "ifnull",
-                    "database",
-                    "iif",
-                ]
-                .contains(&name);
+                let generic = GENERIC_FUNCTIONS.contains(&name);
                 let sql_around = t.iter().any(|x| {
                     matches!(x, Tok::Str | Tok::Semi | Tok::Comment | Tok::Var)
                         || logic(x)
@@ -369,6 +407,9 @@ fn structure(t: &[Tok], raw: &str) -> Option<&'static str> {
                 }
             }
         }
+    }
+    if ["unionselect", "union(select", "union+select", "unionall"].iter().any(|p| raw.contains(p)) {
+        return Some("union-select");
     }
     CATALOGS.iter().any(|c| raw.contains(c)).then_some("catalog")
 }
@@ -384,9 +425,30 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
         let text = strip_sql_comments(&raw);
         let all = tokens(&raw);
         // NoSQL operators smuggled in as keys: `id[$ne]=`, `{"$where": …}`.
-        let nosql = ["[$", "{\"$", "{$"].iter().any(|p| {
-            raw.match_indices(p).any(|(at, _)| raw[at + p.len()..].starts_with(|c: char| c.is_ascii_alphabetic()))
-        });
+        let mongo = [
+            "$where",
+            "$ne",
+            "$gt",
+            "$gte",
+            "$lt",
+            "$lte",
+            "$in",
+            "$nin",
+            "$regex",
+            "$not",
+            "$nor",
+            "$or",
+            "$and",
+            "$exists",
+            "$expr",
+            "$elemmatch",
+        ];
+        let key =
+            matches!(v.field.location, Location::BodyName(_) | Location::QueryName(_)) && mongo.contains(&raw.as_str());
+        let nosql = key
+            || ["[$", "{\"$", "{$"].iter().any(|p| {
+                raw.match_indices(p).any(|(at, _)| raw[at + p.len()..].starts_with(|c: char| c.is_ascii_alphabetic()))
+            });
         if nosql {
             out.push(finding("nosql-operator", v, &raw));
             continue;
