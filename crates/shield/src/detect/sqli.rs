@@ -105,6 +105,26 @@ const DISTINCTIVE_FUNCTIONS: &[&str] = &[
     "lo_get",
     "div",
     "schema_name",
+    "md5",
+    "sha1",
+    "trim",
+    "rtrim",
+    "ltrim",
+    "pow",
+    "decode",
+    "encode",
+    "insert",
+    "strcmp",
+    "replace",
+    "reverse",
+    "length",
+    "lower",
+    "upper",
+    "lpad",
+    "rpad",
+    "instr",
+    "locate",
+    "field",
 ];
 
 /// Functions whose names are also words ("if", "count", "user"): only
@@ -138,6 +158,26 @@ const GENERIC_FUNCTIONS: &[&str] = &[
     "div",
     "now",
     "compress",
+    "md5",
+    "sha1",
+    "trim",
+    "rtrim",
+    "ltrim",
+    "pow",
+    "decode",
+    "encode",
+    "insert",
+    "strcmp",
+    "replace",
+    "reverse",
+    "length",
+    "lower",
+    "upper",
+    "lpad",
+    "rpad",
+    "instr",
+    "locate",
+    "field",
 ];
 
 /// Words that start a statement (after `;`, a stacked query).
@@ -272,7 +312,7 @@ fn logic(t: &Tok) -> bool {
 }
 
 fn comparison(t: &Tok) -> bool {
-    matches!(t, Tok::Op(o) if ["=", "==", "<", ">", "<=", ">=", "!=", "<>", "<=>"].contains(&o.as_str()))
+    matches!(t, Tok::Op(o) if ["=", "==", "<", ">", "<=", ">=", "!=", "<>", "<=>", "?", "?|", "?&", "->", "->>", "#>", "#>>", "@>", "<@"].contains(&o.as_str()))
         || is_word(t, &["like", "rlike", "regexp", "is", "in", "between"])
 }
 
@@ -287,6 +327,11 @@ fn injected_tail(t: &[Tok]) -> Option<&'static str> {
     match t.as_slice() {
         [] => None,
         [Tok::Comment, ..] => Some("comment"),
+        // `' < '$.a`: a comparison straight after the string.
+        [Tok::Op(o), Tok::Str | Tok::Num, ..] if comparison(&Tok::Op(o.clone())) && o != "-" => Some("comparison"),
+        // `` ` AS `x` FROM ``, `` ` REGEXP ``: the string was a column.
+        [a, _, f, ..] if is_word(a, &["as"]) && is_word(f, &["from"]) => Some("alias"),
+        [w] if is_word(w, &["like", "rlike", "regexp"]) => Some("dangling-operator"),
         // `' sleep(5) '`: a probe function right after the string.
         [Tok::Word(w), Tok::Open, ..]
             if DISTINCTIVE_FUNCTIONS.contains(&w.as_str()) && !GENERIC_FUNCTIONS.contains(&w.as_str()) =>
@@ -331,6 +376,16 @@ fn structure(t: &[Tok], raw: &str) -> Option<&'static str> {
         }
         if matches!(tok, Tok::Semi) && next.is_some_and(|n| is_word(n, STATEMENTS)) {
             return Some("stacked-query");
+        }
+        if is_word(tok, &["select"])
+            && next.is_some_and(|n| matches!(n, Tok::Word(w) if DISTINCTIVE_FUNCTIONS.contains(&w.as_str()) && !GENERIC_FUNCTIONS.contains(&w.as_str())))
+        {
+            return Some("select-function");
+        }
+        // A value that opens with a logic operator and a comparison:
+        // `OR '{"a":1}' ? 'a'` (JSON operators), `and 1=1`.
+        if i == 0 && logic(tok) && injected_tail(t).is_some_and(|w| w == "tautology") {
+            return Some("logic-start");
         }
         if is_word(tok, &["insert"]) && next.is_some_and(|n| is_word(n, &["into"])) {
             return Some("insert-into");
@@ -442,6 +497,12 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
             "$exists",
             "$expr",
             "$elemmatch",
+            "$text",
+            "$search",
+            "$size",
+            "$type",
+            "$mod",
+            "$all",
         ];
         let key =
             matches!(v.field.location, Location::BodyName(_) | Location::QueryName(_)) && mongo.contains(&raw.as_str());
@@ -454,7 +515,8 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
             continue;
         }
         // Optimizer hints and version comments: SQL hidden in comments.
-        if raw.contains("/*+") || raw.contains("/*!") {
+        let hinted = raw.match_indices("/*").any(|(at, _)| raw[at + 2..].trim_start().starts_with(['+', '!']));
+        if hinted {
             out.push(finding("sqli-comment-code", v, &raw));
             continue;
         }
