@@ -35,6 +35,8 @@ pub struct Config {
     pub mail: MailSection,
     pub vault: VaultSection,
     pub privacy: PrivacySection,
+    /// The firewall, rate limits and load shedding (see docs/configuration.md).
+    pub shield: storefort_shield::ShieldConfig,
 }
 
 /// Privacy: who to contact, who else receives data, and how long data is kept.
@@ -258,6 +260,7 @@ impl Default for Config {
             vault: VaultSection::default(),
             privacy: PrivacySection::default(),
             ledger: LedgerSection::default(),
+            shield: storefort_shield::ShieldConfig::default(),
         }
     }
 }
@@ -495,6 +498,7 @@ impl Config {
             auth,
             privacy,
             outbox_dir: self.outbox_dir(),
+            shield: self.shield_settings()?,
             store_name: name,
             currency,
             shipping: ShippingTable {
@@ -606,6 +610,34 @@ impl Config {
         } else {
             KeySource::File(self.data_dir.join("master.key"))
         }
+    }
+
+    fn shield_settings(&self) -> Result<storefort_shield::ShieldConfig> {
+        let s = &self.shield;
+        if !(1..=4).contains(&s.paranoia) {
+            return Err(key_error("shield.paranoia", "must be 1 to 4"));
+        }
+        if s.threshold == 0 {
+            return Err(key_error("shield.threshold", "must be at least 1"));
+        }
+        let l = &s.limits;
+        for (name, rate) in [
+            ("per_ip", l.per_ip),
+            ("per_account", l.per_account),
+            ("sign_in", l.sign_in),
+            ("checkout", l.checkout),
+            ("search", l.search),
+            ("coupon", l.coupon),
+            ("api_tokens", l.api_tokens),
+        ] {
+            if rate.per_minute == 0 || rate.burst == 0 {
+                return Err(key_error(&format!("shield.limits.{name}"), "per_minute and burst must be at least 1"));
+            }
+        }
+        if s.shedding.max_in_flight == 0 {
+            return Err(key_error("shield.shedding.max_in_flight", "must be at least 1"));
+        }
+        Ok(s.clone())
     }
 
     pub fn outbox_dir(&self) -> PathBuf {

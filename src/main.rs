@@ -6,6 +6,7 @@ mod config;
 mod keyfile;
 mod keys_cmd;
 mod ledger_cmd;
+mod proxy_cmd;
 mod serve;
 
 use anyhow::Result;
@@ -57,6 +58,18 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Protect another store: a reverse proxy with the shield (firewall,
+    /// rate limits, load shedding) in front. Settings from `[shield]`.
+    Proxy {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: String,
+        /// The store to protect, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        upstream: String,
+        #[arg(long)]
+        log_format: Option<String>,
     },
     /// The web application firewall.
     Shield {
@@ -256,6 +269,11 @@ fn run() -> Result<()> {
         }
         Command::Witness { command: WitnessCommand::Serve { listen, dir } } => {
             runtime.block_on(serve::witness(&listen, dir))
+        }
+        Command::Proxy { listen, upstream, log_format } => {
+            let flags = overrides(None, CommonFlags { log_format, ..CommonFlags::default() });
+            let cfg = load(cli.config.as_deref(), &flags)?;
+            runtime.block_on(proxy_cmd::proxy(cfg, &listen, &upstream))
         }
         Command::Receipt { command: ReceiptCommand::Verify { file, key } } => ledger_cmd::verify_receipt(&file, &key),
         Command::Shield { command: ShieldCommand::Eval { file, paranoia, misses, explain } } => {

@@ -197,7 +197,7 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -27,6 +27,12 @@ fn start(data_dir: &std::path::Path, port: u16, db_url: &str) -> Child {
         .arg(data_dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // Sixteen shoppers share one loopback address: lift the per-IP
+        // limits that would otherwise (rightly) slow them down.
+        .env("STOREFORT_SHIELD__LIMITS__CHECKOUT__PER_MINUTE", "100000")
+        .env("STOREFORT_SHIELD__LIMITS__CHECKOUT__BURST", "10000")
+        .env("STOREFORT_SHIELD__LIMITS__PER_IP__PER_MINUTE", "1000000")
+        .env("STOREFORT_SHIELD__LIMITS__PER_IP__BURST", "100000")
         .kill_on_drop(true);
     if !db_url.starts_with("sqlite:") {
         cmd.args(["--database-url", db_url]).env("STOREFORT_VAULT__KEY_STORE_URL", key_store_url(data_dir));

@@ -49,7 +49,19 @@ async fn sqlx_create_schema(base: &str, schema: &str) {
 }
 
 pub async fn spawn() -> TestApp {
-    spawn_with(Settings::demo()).await
+    spawn_with(test_settings()).await
+}
+
+/// The demo settings with rate limits far above what any test sends from
+/// its one loopback address; the shield's own tests set their limits.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::demo();
+    let plenty = storefort_shield::config::Rate::new(1_000_000, 100_000);
+    let limits = &mut settings.shield.limits;
+    (limits.per_ip, limits.per_account, limits.sign_in, limits.checkout) = (plenty, plenty, plenty, plenty);
+    (limits.search, limits.coupon, limits.api_tokens) = (plenty, plenty, plenty);
+    settings.shield.shedding.max_in_flight = 4096;
+    settings
 }
 
 /// Logs stay quiet unless TEST_LOG=1.
@@ -65,7 +77,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
 
 /// A store whose mail goes through `mailer` instead of the outbox.
 pub async fn spawn_with_mailer(mailer: storefort_web::identity::mailer::Mailer) -> TestApp {
-    spawn_full(Settings::demo(), Some(mailer)).await
+    spawn_full(test_settings(), Some(mailer)).await
 }
 
 /// A second store over `db_url` (a restored copy, say) that shares
@@ -73,7 +85,7 @@ pub async fn spawn_with_mailer(mailer: storefort_web::identity::mailer::Mailer) 
 /// would.
 pub async fn spawn_over(original: &TestApp, db_url: String) -> TestApp {
     let over = (db_url, original.dir.path().to_owned(), original.state.key().clone());
-    spawn_inner(Settings::demo(), None, Some(over)).await
+    spawn_inner(test_settings(), None, Some(over)).await
 }
 
 async fn spawn_full(settings: Settings, mailer: Option<storefort_web::identity::mailer::Mailer>) -> TestApp {

@@ -74,6 +74,15 @@ pub enum EventKind {
     ConsentChanged,
     NewsletterSent,
     RetentionApplied,
+    /// The firewall refused a request (score at the threshold, deny list).
+    RequestBlocked,
+    /// The firewall would have refused a request (detect-only mode).
+    RequestFlagged,
+    RateLimited,
+    /// Repeated blocks earned a client a temporary ban.
+    ClientBanned,
+    /// Requests refused because the store was overloaded.
+    LoadShed,
 }
 
 impl EventKind {
@@ -122,6 +131,11 @@ impl EventKind {
             EventKind::ConsentChanged => "consent_changed",
             EventKind::NewsletterSent => "newsletter_sent",
             EventKind::RetentionApplied => "retention_applied",
+            EventKind::RequestBlocked => "request_blocked",
+            EventKind::RequestFlagged => "request_flagged",
+            EventKind::RateLimited => "rate_limited",
+            EventKind::ClientBanned => "client_banned",
+            EventKind::LoadShed => "load_shed",
         }
     }
 
@@ -137,11 +151,16 @@ impl EventKind {
             | EventKind::AccessDenied
             | EventKind::CsrfRejected
             | EventKind::SecondFactorReset
-            | EventKind::ApiTokenCreated => Severity::Warning,
+            | EventKind::ApiTokenCreated
+            | EventKind::RequestBlocked
+            | EventKind::RequestFlagged
+            | EventKind::RateLimited
+            | EventKind::LoadShed => Severity::Warning,
             EventKind::AdminTokenIssued
             | EventKind::LedgerTampered
             | EventKind::LedgerKeyRotated
             | EventKind::AccountLocked
+            | EventKind::ClientBanned
             | EventKind::RoleChanged => Severity::Critical,
             EventKind::PersonalDataErased | EventKind::LegalHoldChanged | EventKind::PersonalDataExported => {
                 Severity::Warning

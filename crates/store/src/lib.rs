@@ -22,6 +22,7 @@ pub mod ledger;
 mod orders;
 mod passkeys;
 pub mod processing;
+mod rate;
 pub mod retention;
 mod sessions;
 mod settings;

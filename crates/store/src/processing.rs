@@ -252,6 +252,15 @@ pub const SCHEMA: &[TableNote] = &[
         access: "the store",
     },
     TableNote {
+        table: "rate_buckets",
+        data: "rate-limit state by keyed hashes of route class and client IP address or credential",
+        personal: true,
+        purpose: "keeping the store available: rate limits",
+        legal_basis: INTEREST,
+        keep: Keep::While("the limit has recovered (minutes)"),
+        access: "the store",
+    },
+    TableNote {
         table: "auth_throttle",
         data: "failure counters by keyed hashes of email and of client IP address (never the address)",
         personal: true,

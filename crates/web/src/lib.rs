@@ -17,6 +17,7 @@ pub mod middleware;
 pub mod retention;
 pub mod routes;
 pub mod secrets;
+pub mod shield;
 pub mod state;
 pub mod vault;
 pub mod witness;
@@ -185,6 +186,9 @@ pub fn app(state: AppState) -> Router {
     .method_not_allowed_fallback(middleware::method_not_allowed)
     .layer(DefaultBodyLimit::max(max_body))
     .layer(CatchPanicLayer::custom(middleware::panic_response))
+    // Inside the request context, so refusals carry the request id and the
+    // security headers too.
+    .layer(shield::layer(&state))
     .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::request_context))
     .with_state(state)
 }

@@ -35,6 +35,8 @@ pub struct Settings {
     pub privacy: crate::routes::privacy_page::PrivacySettings,
     /// Where mail goes when no SMTP relay is configured.
     pub outbox_dir: std::path::PathBuf,
+    /// The firewall, rate limits and load shedding.
+    pub shield: storefort_shield::ShieldConfig,
 }
 
 impl Settings {
@@ -66,6 +68,7 @@ impl Settings {
             auth: AuthSettings::demo(),
             privacy: crate::routes::privacy_page::PrivacySettings::demo(),
             outbox_dir: "./storefort-data/outbox".into(),
+            shield: storefort_shield::ShieldConfig::default(),
         }
     }
 }

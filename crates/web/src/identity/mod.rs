@@ -196,9 +196,8 @@ pub fn email_key(email: &storefort_core::Email) -> String {
     email.as_str().to_lowercase()
 }
 
-/// The client's IP address as the socket saw it ("unknown" in-process).
-/// Behind a proxy this is the proxy; trusting X-Forwarded-For from
-/// configured proxies belongs to the shield.
+/// The client's IP address as the shield settled it (the socket peer, or
+/// the client behind a configured trusted proxy); "unknown" in-process.
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
@@ -206,10 +205,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
+        let shielded = parts.extensions.get::<storefort_shield::ClientIp>().map(|c| c.0.to_string());
+        let ip = shielded
+            .or_else(|| {
+                parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string())
+            })
             .unwrap_or_else(|| "unknown".into());
         Ok(ClientIp(ip))
     }
