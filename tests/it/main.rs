@@ -14,4 +14,6 @@ mod ledger;
 mod mail;
 mod passkeys;
 mod privacy;
+mod proxy;
+mod shield;
 mod support;

@@ -169,9 +169,12 @@ impl ShieldState {
         if ban.after_blocks == 0 {
             return false;
         }
+        // A bucket of `after_blocks - 1` blocks refilling over the window:
+        // the block that finds it empty is the one that earns the ban.
+        let burst = ban.after_blocks - 1;
         let per_minute = (u64::from(ban.after_blocks) * 60 / ban.window_seconds.max(1)).max(1);
-        let rate = crate::config::Rate::new(u32::try_from(per_minute).unwrap_or(u32::MAX), ban.after_blocks);
-        if self.strikes.check(&ip_key(ip), rate, now_ms * 1000).is_ok() {
+        let rate = crate::config::Rate::new(u32::try_from(per_minute).unwrap_or(u32::MAX), burst.max(1));
+        if burst > 0 && self.strikes.check(&ip_key(ip), rate, now_ms * 1000).is_ok() {
             return false;
         }
         let until = now_ms + i64::try_from(ban.ban_seconds).unwrap_or(i64::MAX / 4) * 1000;

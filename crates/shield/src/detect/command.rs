@@ -393,7 +393,15 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
                 | Location::BodyName(_)
                 | Location::Cookie(_)
         );
-        let at_start = if parameter { command_with_arguments(s) } else { None };
+        // Parameter names are chosen by the application, and short command
+        // names are common ones (`pwd` is WordPress's password field): a
+        // name counts only when it carries arguments.
+        let name = matches!(v.field.location, Location::QueryName(_) | Location::BodyName(_));
+        let at_start = match (parameter, name) {
+            (false, _) => None,
+            (true, false) => command_with_arguments(s),
+            (true, true) => command_with_arguments(s).filter(|word| s.len() > word.len()),
+        };
         if let Some(cmd) = command_after_separator(s).or(at_start) {
             out.push(finding("rce-command", v, &cmd));
         }
