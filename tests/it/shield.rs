@@ -3,7 +3,7 @@
 //! load shedding with priority, smuggling signs, and proxy mode in front
 //! of another server.
 
-use crate::support::{Reply, TestApp, checkout_body, read, spawn_with, test_settings};
+use crate::support::{Reply, TestApp, checkout_body, read, spawn_over_with, spawn_with, test_settings};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -113,6 +113,22 @@ async fn route_classes_are_rate_limited_with_retry_after_and_browsing_is_not() {
     wait_for_event(&app, "rate_limited").await;
     // X-Forwarded-For from an untrusted peer changes nothing.
     assert_eq!(sign_in_attempt(&app, Some("198.51.100.1")).await.status, 429);
+}
+
+#[tokio::test]
+async fn instances_on_one_postgresql_share_one_budget() {
+    if std::env::var("STOREFORT_TEST_POSTGRES_URL").is_err() {
+        // SQLite means one process; its limits live in memory.
+        return;
+    }
+    let mut settings = test_settings();
+    settings.shield.limits.sign_in = Rate::new(2, 2);
+    let first = spawn_with(settings.clone()).await;
+    let second = spawn_over_with(&first, first.db_url.clone(), settings).await;
+    assert_eq!(sign_in_attempt(&first, None).await.status, 401);
+    assert_eq!(sign_in_attempt(&second, None).await.status, 401);
+    assert_eq!(sign_in_attempt(&first, None).await.status, 429, "the second instance used the shared budget");
+    assert_eq!(sign_in_attempt(&second, None).await.status, 429);
 }
 
 #[tokio::test]

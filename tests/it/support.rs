@@ -84,8 +84,13 @@ pub async fn spawn_with_mailer(mailer: storefort_web::identity::mailer::Mailer) 
 /// `original`'s key store and master key, as a restore on the same machine
 /// would.
 pub async fn spawn_over(original: &TestApp, db_url: String) -> TestApp {
+    spawn_over_with(original, db_url, test_settings()).await
+}
+
+/// `spawn_over` with settings of its own: a second instance of one store.
+pub async fn spawn_over_with(original: &TestApp, db_url: String, settings: Settings) -> TestApp {
     let over = (db_url, original.dir.path().to_owned(), original.state.key().clone());
-    spawn_inner(test_settings(), None, Some(over)).await
+    spawn_inner(settings, None, Some(over)).await
 }
 
 async fn spawn_full(settings: Settings, mailer: Option<storefort_web::identity::mailer::Mailer>) -> TestApp {
