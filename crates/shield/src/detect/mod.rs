@@ -4,6 +4,7 @@
 
 mod command;
 mod files;
+mod generic;
 mod java;
 mod php;
 mod remote;
@@ -61,5 +62,6 @@ pub fn run(request: &Request) -> Vec<Finding> {
     xss::check(&values, &mut findings);
     command::check(&values, &mut findings);
     sqli::check(&values, &mut findings);
+    generic::check(&values, &mut findings);
     findings
 }

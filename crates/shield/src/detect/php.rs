@@ -257,9 +257,18 @@ fn variable_call(s: &str) -> bool {
 /// around function-name filters.
 fn expression_call(s: &str) -> bool {
     let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let called_result = [")(", "](", "}("]
+    let called_result = [")(", "}("]
         .iter()
         .any(|p| compact.match_indices(p).any(|(at, _)| compact[..at].chars().any(|c| c.is_ascii_alphabetic())));
+    // `$f['x'](…)`, `$_GET[0](…)`: an element called. A Markdown link
+    // `[text](url)` has words in its brackets, not a key.
+    let called_element = compact.match_indices("](").any(|(at, _)| {
+        let Some(open) = compact[..at].rfind('[') else { return false };
+        let key = &compact[open + 1..at];
+        let quoted = key.len() >= 2 && (key.starts_with(['"', '\'']) && key.ends_with(['"', '\'']));
+        let keyish = quoted || (!key.is_empty() && key.bytes().all(|b| b.is_ascii_digit())) || key.starts_with('$');
+        keyish && compact[..open].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ']')
+    });
     // A quoted name called directly, or built by concatenation.
     let concatenated = compact.contains("\".\"") || compact.contains("'.'");
     let quoted_call = ['"', '\''].iter().any(|q| {
@@ -272,7 +281,7 @@ fn expression_call(s: &str) -> bool {
             !literal.is_empty() && (concatenated || FUNCTIONS.contains(&literal))
         })
     });
-    called_result || quoted_call
+    called_result || called_element || quoted_call
 }
 
 /// A serialized PHP object or custom-serialized class: `O:8:"stdClass":…`.
