@@ -313,7 +313,18 @@ fn command_with_arguments(s: &str) -> Option<String> {
         || word.contains('/');
     let base =
         word.rsplit(['/', '\\']).next().unwrap_or(word).trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    let distinctive = !EVERYDAY_WORDS.contains(&base);
+    // A distinctive command alone, or before something shaped like a file
+    // or host, or one whose name no shopper types (`ansible-vault`,
+    // `python3.10`); "python book" and "curl cream" are shopping.
+    let first_argument = rest.split_whitespace().next().unwrap_or_default();
+    let option = rest
+        .split_whitespace()
+        .take(4)
+        .any(|a| a.starts_with('-') && a[1..].starts_with(|c: char| c.is_ascii_alphabetic()));
+    let shell_shaped = first_argument.contains(['/', '.', ':', '=', '*', '?', '\\']) || option;
+    let unusual_name =
+        base.contains(['-', '_']) || word.trim_end_matches(['.']).ends_with(|c: char| c.is_ascii_digit());
+    let distinctive = !EVERYDAY_WORDS.contains(&base) && (rest.is_empty() || shell_shaped || unusual_name);
     let wrapped = WRAPPERS.contains(&base) && is_command(first_word(rest));
     (argument || distinctive || wrapped).then(|| word.to_owned())
 }

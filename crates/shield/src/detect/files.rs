@@ -88,9 +88,16 @@ fn traverses(s: &str) -> bool {
     if !s.contains('/') {
         return false;
     }
-    s.split('/')
-        .map(|step| step.split(';').next().unwrap_or_default().trim())
-        .any(|step| step.len() >= 2 && step.bytes().all(|b| b == b'.'))
+    let steps: Vec<&str> = s.split('/').map(|step| step.split(';').next().unwrap_or_default()).collect();
+    let dots = |step: &str| {
+        let step = step.trim();
+        step.len() >= 2 && step.bytes().all(|b| b == b'.')
+    };
+    // A step of dots leads somewhere: to another step that is not prose
+    // (`../ dot dot slash` is a T-shirt slogan), or off the end.
+    steps.iter().enumerate().any(|(i, step)| {
+        dots(step) && steps.get(i + 1).is_none_or(|next| !next.starts_with(char::is_whitespace) || dots(next))
+    })
 }
 
 /// A value that names a dump or backup file (one word, a backup ending).

@@ -186,6 +186,10 @@ const STATEMENTS: &[&str] = &[
     "alter", "set", "waitfor", "grant", "revoke", "merge", "call", "load", "handler", "rename", "replace", "copy",
 ];
 
+/// Words that continue a table definition or change.
+const DDL_CLAUSES: &[&str] =
+    &["add", "change", "modify", "column", "constraint", "primary", "foreign", "references", "engine", "charset"];
+
 /// Catalogs an attacker reads to map the database.
 const CATALOGS: &[&str] = &[
     "information_schema",
@@ -306,6 +310,53 @@ fn is_word(t: &Tok, words: &[&str]) -> bool {
     matches!(t, Tok::Word(w) if words.contains(&w.as_str()))
 }
 
+/// Whether the tokens after a statement keyword read like that statement
+/// rather than like prose: `select the blue one` and `1 Drop Lane` are
+/// words, `select user()`, `select * from`, `drop table users` are SQL.
+fn statement_follows<T: std::borrow::Borrow<Tok>>(keyword: &Tok, rest: &[T]) -> bool {
+    let rest: Vec<&Tok> = rest.iter().map(|t| t.borrow()).take(12).collect();
+    let next = rest.first().copied();
+    let has_word = |words: &[&str]| rest.iter().any(|t| is_word(t, words));
+    let call = rest.windows(2).any(|w| matches!((w[0], w[1]), (Tok::Word(_), Tok::Open)));
+    match keyword {
+        Tok::Word(k) => match k.as_str() {
+            "select" => {
+                has_word(&["from", "null"])
+                    || call
+                    || matches!(next, Some(Tok::Num | Tok::Str | Tok::Var | Tok::Open))
+                    || matches!(next, Some(Tok::Op(o)) if o == "*")
+                    || rest.len() == 0
+            }
+            "drop" | "create" | "alter" | "truncate" => {
+                next.is_some_and(|n| {
+                    is_word(n, &["table", "database", "procedure", "function", "user", "view", "index", "schema"])
+                }) && rest.len() >= 2
+            }
+            "insert" | "replace" => has_word(&["into", "values"]),
+            "update" => has_word(&["set"]),
+            "delete" => has_word(&["from"]),
+            "declare" => matches!(next, Some(Tok::Var)),
+            "exec" | "execute" => {
+                matches!(next, Some(Tok::Word(w)) if w.starts_with("xp_") || w.starts_with("sp_") || w.starts_with("master") || w == "immediate")
+                    || call
+            }
+            "shutdown" | "waitfor" => true,
+            _ => next.is_some_and(|n| !matches!(n, Tok::Word(_))) || rest.len() >= 2 && call,
+        },
+        _ => false,
+    }
+}
+
+/// After `;`: keywords that are also everyday words (`; select the blue
+/// one`, `; call me`) need SQL after them; the others do not.
+fn stacked_statement<T: std::borrow::Borrow<Tok>>(keyword: &Tok, rest: &[T]) -> bool {
+    const EVERYDAY: &[&str] = &[
+        "select", "set", "update", "delete", "create", "drop", "load", "call", "copy", "replace", "rename", "merge",
+        "grant", "declare", "alter",
+    ];
+    !is_word(keyword, EVERYDAY) || statement_follows(keyword, rest)
+}
+
 fn logic(t: &Tok) -> bool {
     is_word(t, &["or", "and", "xor", "div", "not", "like", "rlike", "regexp", "sounds", "is", "in", "between"])
         || matches!(t, Tok::Op(o) if o == "||" || o == "&&")
@@ -345,7 +396,9 @@ fn injected_tail(t: &[Tok]) -> Option<&'static str> {
             Some("statement")
         }
         [op, not, Tok::Word(_), Tok::Open, ..] if logic(op) && is_word(not, &["not"]) => Some("logic-call"),
-        [Tok::Semi, next, ..] if is_word(next, STATEMENTS) => Some("stacked-query"),
+        [Tok::Semi, next, rest @ ..] if is_word(next, STATEMENTS) && stacked_statement(next, rest) => {
+            Some("stacked-query")
+        }
         [Tok::Semi, Tok::Comment, ..] | [Tok::Semi] => Some("comment"),
         [op, a, cmp, b, ..] if logic(op) && operand(a) && comparison(cmp) && operand(b) => Some("tautology"),
         [op, Tok::Open, ..] | [op, Tok::Word(_), Tok::Open, ..] if logic(op) => Some("logic-call"),
@@ -374,7 +427,9 @@ fn structure(t: &[Tok], raw: &str) -> Option<&'static str> {
         if is_word(tok, &["select"]) && t[i + 1..].iter().take(12).any(|x| is_word(x, &["from"])) {
             return Some("select-from");
         }
-        if matches!(tok, Tok::Semi) && next.is_some_and(|n| is_word(n, STATEMENTS)) {
+        if matches!(tok, Tok::Semi)
+            && next.is_some_and(|n| is_word(n, STATEMENTS) && stacked_statement(n, t.get(i + 2..).unwrap_or_default()))
+        {
             return Some("stacked-query");
         }
         if is_word(tok, &["select"])
@@ -390,9 +445,15 @@ fn structure(t: &[Tok], raw: &str) -> Option<&'static str> {
         if is_word(tok, &["insert"]) && next.is_some_and(|n| is_word(n, &["into"])) {
             return Some("insert-into");
         }
+        // `drop table users` needs something that ends the statement it
+        // was smuggled into; "drop table leaf" is a furniture search.
+        let ends_statement = i > 0 && matches!(t[i - 1], Tok::Semi | Tok::Str | Tok::Comment | Tok::Close);
         if is_word(tok, &["drop", "create", "alter", "truncate"])
             && next
                 .is_some_and(|n| is_word(n, &["table", "database", "procedure", "function", "user", "view", "index"]))
+            && (ends_statement
+                || t[i..].iter().any(|x| matches!(x, Tok::Comment | Tok::Semi | Tok::Open | Tok::Str))
+                || t[i + 2..].iter().any(|x| is_word(x, DDL_CLAUSES)))
         {
             return Some("ddl");
         }
@@ -525,9 +586,12 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
             continue;
         }
         // A number first: `1 or 1=1`, `-1 and 526=527`, `1) or (1=1`.
+        // A number and a statement word is an address ("100 Select Ave")
+        // unless SQL follows the word.
         if let [Tok::Num, rest @ ..] | [Tok::Op(_), Tok::Num, rest @ ..] = all.as_slice()
             && let Some(what) = injected_tail(rest)
             && what != "comment"
+            && (what != "statement" || rest.first().is_some_and(|w| statement_follows(w, &rest[1..])))
         {
             out.push(finding("sqli-numeric", v, what));
             continue;
