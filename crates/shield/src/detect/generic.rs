@@ -210,9 +210,7 @@ const INTERNAL_NAMES: &[&str] = &[
 fn internal_host(s: &str) -> Option<&'static str> {
     let s = s.trim().trim_matches(['"', '\'']);
     let (had_scheme, rest) = match s.split_once(':') {
-        Some((scheme, rest))
-            if matches!(scheme, "http" | "https" | "ftp" | "gopher" | "dict" | "ws" | "wss" | "ldap") =>
-        {
+        Some(("http" | "https" | "ftp" | "gopher" | "dict" | "ws" | "wss" | "ldap", rest)) => {
             (true, rest.trim_start_matches('/'))
         }
         _ => (false, s),

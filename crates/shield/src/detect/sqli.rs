@@ -325,7 +325,7 @@ fn statement_follows<T: std::borrow::Borrow<Tok>>(keyword: &Tok, rest: &[T]) -> 
                     || call
                     || matches!(next, Some(Tok::Num | Tok::Str | Tok::Var | Tok::Open))
                     || matches!(next, Some(Tok::Op(o)) if o == "*")
-                    || rest.len() == 0
+                    || rest.is_empty()
             }
             "drop" | "create" | "alter" | "truncate" => {
                 next.is_some_and(|n| {
