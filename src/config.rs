@@ -37,6 +37,19 @@ pub struct Config {
     pub privacy: PrivacySection,
     /// The firewall, rate limits and load shedding (see docs/configuration.md).
     pub shield: storefort_shield::ShieldConfig,
+    pub tls: TlsSection,
+}
+
+/// HTTPS: certificate files for rustls, or a TLS-terminating proxy in front.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM certificate chain; with `key_file`, `serve` speaks HTTPS only.
+    pub cert_file: String,
+    /// PEM private key (keep it 0600).
+    pub key_file: String,
+    /// A proxy in front terminates TLS: send HSTS anyway.
+    pub behind_https_proxy: bool,
 }
 
 /// Privacy: who to contact, who else receives data, and how long data is kept.
@@ -261,6 +274,7 @@ impl Default for Config {
             privacy: PrivacySection::default(),
             ledger: LedgerSection::default(),
             shield: storefort_shield::ShieldConfig::default(),
+            tls: TlsSection::default(),
         }
     }
 }
@@ -499,6 +513,7 @@ impl Config {
             privacy,
             outbox_dir: self.outbox_dir(),
             shield: self.shield_settings()?,
+            https: self.tls_files()?.is_some() || self.tls.behind_https_proxy,
             store_name: name,
             currency,
             shipping: ShippingTable {
@@ -609,6 +624,17 @@ impl Config {
             KeySource::File(PathBuf::from(&self.vault.master_key_file))
         } else {
             KeySource::File(self.data_dir.join("master.key"))
+        }
+    }
+
+    /// The certificate and key files, when HTTPS is configured; one
+    /// without the other is a mistake worth stopping for.
+    pub fn tls_files(&self) -> Result<Option<(PathBuf, PathBuf)>> {
+        match (self.tls.cert_file.is_empty(), self.tls.key_file.is_empty()) {
+            (true, true) => Ok(None),
+            (false, false) => Ok(Some((PathBuf::from(&self.tls.cert_file), PathBuf::from(&self.tls.key_file)))),
+            (true, false) => Err(key_error("tls.cert_file", "is needed with tls.key_file")),
+            (false, true) => Err(key_error("tls.key_file", "is needed with tls.cert_file")),
         }
     }
 

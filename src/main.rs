@@ -8,6 +8,7 @@ mod keys_cmd;
 mod ledger_cmd;
 mod proxy_cmd;
 mod serve;
+mod tls;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

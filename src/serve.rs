@@ -111,6 +111,11 @@ async fn announce_missing_owner(store: &Store) -> Result<()> {
 pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
     let settings = cfg.settings()?;
     init_logging(&cfg.log_format);
+    // A bad certificate stops the start before anything else is opened.
+    let tls = match cfg.tls_files()? {
+        Some((cert, key)) => Some(crate::tls::load(&cert, &key).await?),
+        None => None,
+    };
     prepare_data_dir(&cfg)?;
     let key = keyfile::load_or_create(&cfg.data_dir)?;
     let store = open_store(&cfg, &key).await?;
@@ -171,13 +176,23 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
         stop_rx.clone(),
     ));
     let addr = cfg.listen_addr()?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(address = %addr, "storefort listening on http://{addr}");
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %addr, "storefort listening on {scheme}://{addr}");
     let mut stop_signal = stop_rx.clone();
-    let app = storefort_web::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let stopped = async move {
         let _ = stop_signal.changed().await;
-    });
+    };
+    let app = storefort_web::app(state);
+    let server: std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>> = match tls {
+        Some(config) => Box::pin(crate::tls::serve(listener, config, app, stopped)),
+        None => {
+            listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            Box::pin(async move { Ok(axum::serve(listener, app).with_graceful_shutdown(stopped).await?) })
+        }
+    };
     let server = tokio::spawn(async move { server.await });
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");

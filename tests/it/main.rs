@@ -17,3 +17,4 @@ mod privacy;
 mod proxy;
 mod shield;
 mod support;
+mod tls;

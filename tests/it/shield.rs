@@ -33,6 +33,7 @@ async fn attacks_get_403_with_the_request_id_and_an_event_and_shoppers_pass() {
     assert_eq!((r.status, r.code()), (403, "request_blocked"), "{}", r.body);
     assert!(r.headers.contains_key("x-request-id"));
     assert!(r.headers.contains_key("content-security-policy"), "refusals carry the security headers");
+    assert!(!r.headers.contains_key("strict-transport-security"), "HSTS only over HTTPS");
     let message = r.body["error"]["message"].as_str().unwrap_or_default();
     assert!(!message.contains("942") && !message.contains("OR"), "the refusal says nothing about what matched");
     let event = wait_for_event(&app, "request_blocked").await;

@@ -61,6 +61,14 @@ pub async fn request_context(State(state): State<AppState>, mut req: Request, ne
         .entry(HeaderName::from_static("content-security-policy"))
         .or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"));
     headers.entry(HeaderName::from_static("cache-control")).or_insert(HeaderValue::from_static("no-store"));
+    if state.settings().https {
+        // Two years, as the HSTS preload list asks; only ever over HTTPS,
+        // where a browser will believe it.
+        headers.insert(
+            HeaderName::from_static("strict-transport-security"),
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
+    }
     response
 }
 

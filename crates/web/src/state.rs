@@ -37,6 +37,8 @@ pub struct Settings {
     pub outbox_dir: std::path::PathBuf,
     /// The firewall, rate limits and load shedding.
     pub shield: storefort_shield::ShieldConfig,
+    /// Served over HTTPS (directly or behind a TLS proxy): send HSTS.
+    pub https: bool,
 }
 
 impl Settings {
@@ -69,6 +71,7 @@ impl Settings {
             privacy: crate::routes::privacy_page::PrivacySettings::demo(),
             outbox_dir: "./storefort-data/outbox".into(),
             shield: storefort_shield::ShieldConfig::default(),
+            https: false,
         }
     }
 }
