@@ -193,7 +193,7 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
             Box::pin(async move { Ok(axum::serve(listener, app).with_graceful_shutdown(stopped).await?) })
         }
     };
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(server);
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = stop_tx.send(true);
