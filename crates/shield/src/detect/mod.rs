@@ -8,6 +8,7 @@ mod generic;
 mod java;
 mod php;
 mod remote;
+mod scanner;
 mod sqli;
 mod xss;
 
@@ -63,5 +64,6 @@ pub fn run(request: &Request) -> Vec<Finding> {
     command::check(&values, &mut findings);
     sqli::check(&values, &mut findings);
     generic::check(&values, &mut findings);
+    scanner::check(request, &mut findings);
     findings
 }
