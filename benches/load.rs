@@ -6,6 +6,9 @@
 //! Run: `cargo bench --bench load` (see BENCHMARKS.md). Loopback only; every
 //! phase is bounded in time and stops by itself.
 
+#[path = "load/shield.rs"]
+mod shield;
+
 use axum::routing::get;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -49,12 +52,21 @@ where
     F: Fn(reqwest::Client, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Option<bool>> + Send,
 {
+    drive_with(name, CONNECTIONS, request).await
+}
+
+/// `drive` with `connections` loops instead of `CONNECTIONS`.
+async fn drive_with<F, Fut>(name: &str, connections: usize, request: F) -> Result
+where
+    F: Fn(reqwest::Client, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<bool>> + Send,
+{
     let request = Arc::new(request);
     let counter = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let measure_from = start + WARMUP;
     let deadline = measure_from + PHASE;
-    let tasks: Vec<_> = (0..CONNECTIONS)
+    let tasks: Vec<_> = (0..connections)
         .map(|_| {
             let request = request.clone();
             let counter = counter.clone();
@@ -130,6 +142,19 @@ async fn bare_baseline() -> Result {
     .await
 }
 
+/// The demo settings, with rate limits lifted: every benchmark client
+/// shares one loopback address, and these phases measure the store, not
+/// the limiter (the shield phases set their own).
+fn bench_settings() -> Settings {
+    let mut settings = Settings::demo();
+    let plenty = storefort_shield::config::Rate::new(100_000_000, 10_000_000);
+    let l = &mut settings.shield.limits;
+    (l.per_ip, l.per_account, l.sign_in, l.checkout, l.search, l.coupon, l.api_tokens) =
+        (plenty, plenty, plenty, plenty, plenty, plenty, plenty);
+    settings.shield.shedding.max_in_flight = 4096;
+    settings
+}
+
 /// Storefort on a fresh database with 20 products of 3 variants each; serves
 /// one app with the catalog cache on and one with it off.
 async fn store_app(url: String, record_ledger: bool) -> (String, String, Store, Vec<String>, Vec<String>) {
@@ -141,6 +166,19 @@ async fn store_app_with(
     record_ledger: bool,
     encrypt: bool,
 ) -> (String, String, Store, Vec<String>, Vec<String>) {
+    let (cached, uncached, store, products, variants) =
+        store_states(url, record_ledger, encrypt, bench_settings()).await;
+    (serve(storefort_web::app(cached)).await, serve(storefort_web::app(uncached)).await, store, products, variants)
+}
+
+/// The states behind `store_app_with`, under `settings`: one with the
+/// catalog cache on, one with it off.
+async fn store_states(
+    url: String,
+    record_ledger: bool,
+    encrypt: bool,
+    settings: Settings,
+) -> (AppState, AppState, Store, Vec<String>, Vec<String>) {
     let store = Store::open(&StoreOptions { url, max_connections: 16, ledger_mac_key: [7; 32], record_ledger })
         .await
         .expect("open store");
@@ -181,17 +219,11 @@ async fn store_app_with(
         .await
         .expect("ledger");
     let vault = if encrypt { bench_vault().await } else { plaintext_vault().await };
-    let cached = AppState::new(
-        store.clone(),
-        Settings::demo(),
-        Arc::new(SystemClock),
-        key.clone(),
-        signer.clone(),
-        vault.clone(),
-    );
-    let uncached_settings = Settings { catalog_cache_ttl: Duration::ZERO, ..Settings::demo() };
+    let uncached_settings = Settings { catalog_cache_ttl: Duration::ZERO, ..settings.clone() };
+    let cached =
+        AppState::new(store.clone(), settings, Arc::new(SystemClock), key.clone(), signer.clone(), vault.clone());
     let uncached = AppState::new(store.clone(), uncached_settings, Arc::new(SystemClock), key, signer, vault);
-    (serve(storefort_web::app(cached)).await, serve(storefort_web::app(uncached)).await, store, products, variants)
+    (cached, uncached, store, products, variants)
 }
 
 /// A key store of its own (SQLite in a temporary directory that lives as
@@ -307,7 +339,21 @@ async fn get_phases(backend: &str, base: &str, uncached_base: &str, products: Ve
 
 /// Checkout: carts are prepared first so only the checkout is measured.
 async fn checkout_phase(backend: &str, base: &str, variants: Vec<String>) -> Result {
-    let carts_needed = 12_000;
+    let carts = prepare_carts(base, variants, 12_000).await;
+    let b = base.to_owned();
+    drive(&format!("{backend}: POST /checkout"), move |c, n| {
+        let cart = carts.get(n).cloned();
+        let url = format!("{b}/api/v1/checkout");
+        async move {
+            let cart = cart?;
+            Some(c.post(url).json(&checkout_body(&cart)).send().await.map(|r| r.status() == 201).unwrap_or(false))
+        }
+    })
+    .await
+}
+
+/// `carts_needed` carts of one line each, made through the API.
+async fn prepare_carts(base: &str, variants: Vec<String>, carts_needed: usize) -> Arc<Vec<String>> {
     let prepared = Arc::new(std::sync::Mutex::new(Vec::with_capacity(carts_needed)));
     let variants = Arc::new(variants);
     let b = base.to_owned();
@@ -341,17 +387,7 @@ async fn checkout_phase(backend: &str, base: &str, variants: Vec<String>) -> Res
         prepared.lock().expect("lock").len(),
         prep_start.elapsed().as_secs_f64()
     );
-    let carts = Arc::new(prepared.lock().expect("lock").clone());
-    let b = base.to_owned();
-    drive(&format!("{backend}: POST /checkout"), move |c, n| {
-        let cart = carts.get(n).cloned();
-        let url = format!("{b}/api/v1/checkout");
-        async move {
-            let cart = cart?;
-            Some(c.post(url).json(&checkout_body(&cart)).send().await.map(|r| r.status() == 201).unwrap_or(false))
-        }
-    })
-    .await
+    Arc::new(prepared.lock().expect("lock").clone())
 }
 
 /// Sign-ins per second at the production Argon2id parameters, and catalog
@@ -367,7 +403,7 @@ async fn signin_phases(url: String) -> Vec<Result> {
         .await
         .expect("ledger");
     let state =
-        AppState::new(store.clone(), Settings::demo(), Arc::new(SystemClock), key.clone(), signer, bench_vault().await);
+        AppState::new(store.clone(), bench_settings(), Arc::new(SystemClock), key.clone(), signer, bench_vault().await);
     let auth_base = serve(storefort_web::app(state)).await;
     let password = "velvet-harbor-quartz-lantern";
     let email = storefort_core::Email::parse("bench@example.com").expect("email");
@@ -442,6 +478,9 @@ fn main() {
         if wanted("signin") {
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench-signin.db").display());
             results.extend(signin_phases(url).await);
+        }
+        if wanted("shield") {
+            results.extend(shield::phases(dir.path()).await);
         }
         if wanted("checkout") {
             let bare = format!("sqlite://{}?mode=rwc", dir.path().join("bench-no-ledger.db").display());
