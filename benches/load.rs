@@ -339,7 +339,7 @@ async fn get_phases(backend: &str, base: &str, uncached_base: &str, products: Ve
 
 /// Checkout: carts are prepared first so only the checkout is measured.
 async fn checkout_phase(backend: &str, base: &str, variants: Vec<String>) -> Result {
-    let carts = prepare_carts(base, variants, 12_000).await;
+    let carts = prepare_carts(base, variants, 12_000, CONNECTIONS).await;
     let b = base.to_owned();
     drive(&format!("{backend}: POST /checkout"), move |c, n| {
         let cart = carts.get(n).cloned();
@@ -352,19 +352,21 @@ async fn checkout_phase(backend: &str, base: &str, variants: Vec<String>) -> Res
     .await
 }
 
-/// `carts_needed` carts of one line each, made through the API.
-async fn prepare_carts(base: &str, variants: Vec<String>, carts_needed: usize) -> Arc<Vec<String>> {
+/// `carts_needed` carts of one line each, made through the API from
+/// `connections` clients (few enough for a store with a small in-flight
+/// bound to take without shedding).
+async fn prepare_carts(base: &str, variants: Vec<String>, carts_needed: usize, connections: usize) -> Arc<Vec<String>> {
     let prepared = Arc::new(std::sync::Mutex::new(Vec::with_capacity(carts_needed)));
     let variants = Arc::new(variants);
     let b = base.to_owned();
     let p = prepared.clone();
     let prep_start = Instant::now();
-    let prep: Vec<_> = (0..CONNECTIONS)
+    let prep: Vec<_> = (0..connections)
         .map(|t| {
             let (b, p, variants) = (b.clone(), p.clone(), variants.clone());
             tokio::spawn(async move {
                 let c = reqwest::Client::new();
-                for i in 0..carts_needed / CONNECTIONS {
+                for i in 0..carts_needed / connections {
                     let cart: Value =
                         c.post(format!("{b}/api/v1/carts")).send().await.expect("cart").json().await.expect("json");
                     let id = cart["id"].as_str().expect("id").to_owned();

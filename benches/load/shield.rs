@@ -74,7 +74,7 @@ async fn flood(dir: &std::path::Path) -> Vec<Result> {
         let url = format!("sqlite://{}?mode=rwc", dir.join(format!("bench-flood-{shedding}.db")).display());
         let (_, uncached, store, _, variants) = store_states(url, true, true, settings).await;
         let base = serve(storefort_web::app(uncached)).await;
-        let carts = prepare_carts(&base, variants, 6_000).await;
+        let carts = prepare_carts(&base, variants, 6_000, 8).await;
         let (browse_name, buy_name) = (
             format!("SQLite: browsing flood, 192 conns, {label} (ok = 200)"),
             format!("SQLite: POST /checkout during the flood, 8 conns, {label}"),

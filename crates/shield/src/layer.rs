@@ -423,11 +423,18 @@ const INLINE_INSPECTION_BYTES: usize = 64 * 1024;
 
 async fn inspect_request(cfg: &ShieldConfig, parts: &Parts, body: &bytes::Bytes) -> (u32, Vec<Finding>) {
     let target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
-    let headers: Vec<(String, String)> = parts
+    let mut headers: Vec<(String, String)> = parts
         .headers
         .iter()
         .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
+    // HTTP/2 carries the host as the :authority pseudo-header, which ends up
+    // in the URI rather than among the headers.
+    if !parts.headers.contains_key("host")
+        && let Some(authority) = parts.uri.authority()
+    {
+        headers.push(("host".into(), authority.as_str().to_owned()));
+    }
     let method = parts.method.as_str().to_owned();
     let (paranoia, threshold) = (cfg.paranoia, cfg.threshold);
     let run = {

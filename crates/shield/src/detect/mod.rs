@@ -7,6 +7,7 @@ mod files;
 mod generic;
 mod java;
 mod php;
+mod protocol;
 mod remote;
 mod scanner;
 mod sqli;
@@ -65,5 +66,6 @@ pub fn run(request: &Request) -> Vec<Finding> {
     sqli::check(&values, &mut findings);
     generic::check(&values, &mut findings);
     scanner::check(request, &mut findings);
+    protocol::check(request, &values, &mut findings);
     findings
 }
