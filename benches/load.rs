@@ -369,7 +369,7 @@ async fn prepare_carts(base: &str, variants: Vec<String>, carts_needed: usize, c
                 for i in 0..carts_needed / connections {
                     let cart: Value =
                         c.post(format!("{b}/api/v1/carts")).send().await.expect("cart").json().await.expect("json");
-                    let id = cart["id"].as_str().expect("id").to_owned();
+                    let id = cart["id"].as_str().unwrap_or_else(|| panic!("no cart: {cart}")).to_owned();
                     let v = &variants[(t * 31 + i) % variants.len()];
                     c.post(format!("{b}/api/v1/carts/{id}/lines"))
                         .json(&json!({"variant_id": v, "quantity": 1}))

@@ -11,7 +11,7 @@ use crate::config::{Mode, RouteClass, ShieldConfig};
 use crate::limit::{Limiter, MemoryLimiter, ip_key};
 use crate::net::{client_ip, listed};
 use crate::request::Request as Inspected;
-use crate::score::{Finding, inspect};
+use crate::score::Finding;
 use crate::shed::{Shed, Shedder};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -120,6 +120,7 @@ pub struct ShieldState {
     shedder: Option<Shedder>,
     observer: Arc<dyn Observer>,
     responder: Arc<dyn Responder>,
+    inspector: Arc<crate::score::Inspector>,
     /// Cookies that identify a signed-in client, for per-account limits.
     credential_cookies: Vec<String>,
 }
@@ -142,6 +143,7 @@ impl ShieldState {
             shedder,
             observer,
             responder,
+            inspector: Arc::new(crate::score::Inspector::default()),
             credential_cookies,
         })
     }
@@ -303,7 +305,7 @@ where
         Ok(b) => b,
         Err(refusal) => return refuse(&parts, refusal, Vec::new(), 0, false),
     };
-    let (score, findings) = inspect_request(cfg, &parts, &bytes).await;
+    let (score, findings) = inspect_request(cfg, &state.inspector, &parts, &bytes).await;
     if score >= cfg.threshold {
         if cfg.mode == Mode::Block {
             let banned = state.strike(client, now);
@@ -421,7 +423,12 @@ async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<bytes:
 /// Large bodies are inspected off the async workers.
 const INLINE_INSPECTION_BYTES: usize = 64 * 1024;
 
-async fn inspect_request(cfg: &ShieldConfig, parts: &Parts, body: &bytes::Bytes) -> (u32, Vec<Finding>) {
+async fn inspect_request(
+    cfg: &ShieldConfig,
+    inspector: &Arc<crate::score::Inspector>,
+    parts: &Parts,
+    body: &bytes::Bytes,
+) -> (u32, Vec<Finding>) {
     let target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
     let mut headers: Vec<(String, String)> = parts
         .headers
@@ -439,9 +446,10 @@ async fn inspect_request(cfg: &ShieldConfig, parts: &Parts, body: &bytes::Bytes)
     let (paranoia, threshold) = (cfg.paranoia, cfg.threshold);
     let run = {
         let body = body.clone();
+        let inspector = inspector.clone();
         move || {
             let request = Inspected::from_parts(&method, &target, headers, &body);
-            inspect(&request, paranoia, threshold)
+            inspector.inspect(&request, paranoia, threshold)
         }
     };
     let verdict = if body.len() > INLINE_INSPECTION_BYTES {

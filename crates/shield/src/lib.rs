@@ -26,4 +26,4 @@ pub mod shed;
 pub use config::{Mode, ShieldConfig};
 pub use layer::{ClientIp, Observation, Observer, Refusal, Responder, ShieldLayer, ShieldState};
 pub use request::{Location, Request};
-pub use score::{Finding, Paranoia, Verdict, inspect};
+pub use score::{Finding, Inspector, Paranoia, Verdict, inspect};

@@ -5,6 +5,9 @@
 
 use crate::detect;
 use crate::request::{Location, Request};
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
 
 /// Paranoia level, 1 (default: few false positives) to 4.
 pub type Paranoia = u8;
@@ -61,9 +64,67 @@ pub fn fragment(s: &str) -> String {
 
 /// Runs every detector up to `paranoia` and scores the request.
 pub fn inspect(request: &Request, paranoia: Paranoia, threshold: u32) -> Verdict {
-    let findings: Vec<Finding> = detect::run(request).into_iter().filter(|f| f.paranoia <= paranoia).collect();
+    verdict(detect::run(request), paranoia, threshold)
+}
+
+fn verdict(findings: Vec<Finding>, paranoia: Paranoia, threshold: u32) -> Verdict {
+    let findings: Vec<Finding> = findings.into_iter().filter(|f| f.paranoia <= paranoia).collect();
     let score = findings.iter().map(|f| f.severity.points()).sum();
     Verdict { score, blocked: score >= threshold, findings }
+}
+
+/// `inspect` with a memory of what each short value held. Browsers send
+/// the same User-Agent, Accept and cookies with every request, and shops
+/// see the same query arguments again and again; a value's findings depend
+/// on its location and text alone, so they are computed once. The memory
+/// holds exact keys (no hash can alias an attack to a clean value) and is
+/// bounded: past its size it starts over.
+pub struct Inspector {
+    shards: Vec<Mutex<HashMap<(Location, String), Arc<Vec<Finding>>>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+/// Values longer than this are inspected every time (bodies, long texts).
+const CACHED_VALUE_BYTES: usize = 256;
+const SHARDS: usize = 16;
+const SHARD_ENTRIES: usize = 4096;
+
+impl Default for Inspector {
+    fn default() -> Self {
+        Inspector {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+}
+
+impl Inspector {
+    pub fn inspect(&self, request: &Request, paranoia: Paranoia, threshold: u32) -> Verdict {
+        let mut findings = detect::request_findings(request);
+        for field in &request.fields {
+            if field.value.len() > CACHED_VALUE_BYTES {
+                findings.extend(detect::field_findings(field));
+                continue;
+            }
+            let key = (field.location.clone(), field.value.clone());
+            let shard = &self.shards[(self.hasher.hash_one(&key) as usize) % SHARDS];
+            let known = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned();
+            let found = match known {
+                Some(f) => f,
+                None => {
+                    let f = Arc::new(detect::field_findings(field));
+                    let mut map = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if map.len() >= SHARD_ENTRIES {
+                        map.clear();
+                    }
+                    map.insert(key, f.clone());
+                    f
+                }
+            };
+            findings.extend(found.iter().cloned());
+        }
+        verdict(findings, paranoia, threshold)
+    }
 }
 
 #[cfg(test)]
@@ -95,6 +156,27 @@ mod tests {
                 let verdict = inspect(&request, paranoia, DEFAULT_THRESHOLD);
                 prop_assert_eq!(verdict.blocked, verdict.score >= DEFAULT_THRESHOLD);
                 prop_assert!(verdict.findings.iter().all(|f| f.fragment.chars().count() <= 48));
+            }
+        }
+    }
+
+    #[test]
+    fn the_remembering_inspector_agrees_with_the_plain_one() {
+        let inspector = Inspector::default();
+        let requests = [
+            Request::from_parts(
+                "GET",
+                "/a?q=%27%20or%201%3D1--&page=2",
+                vec![("User-Agent".into(), "sqlmap".into())],
+                b"",
+            ),
+            Request::from_parts("GET", "/a?q=red+shoes&page=2", vec![("User-Agent".into(), "Mozilla/5.0".into())], b""),
+            Request::from_parts("GET", "/.env?page=2", vec![], b""),
+        ];
+        for _ in 0..2 {
+            for r in &requests {
+                let (a, b) = (inspect(r, 1, DEFAULT_THRESHOLD), inspector.inspect(r, 1, DEFAULT_THRESHOLD));
+                assert_eq!((a.score, a.blocked, a.findings.len()), (b.score, b.blocked, b.findings.len()));
             }
         }
     }

@@ -53,19 +53,63 @@ pub fn uploaded_file_names(request: &Request) -> Vec<(Location, &str)> {
     headers.chain(parts).collect()
 }
 
-/// Every finding of every detector (all paranoia levels).
+/// A detector: what it needs and where it writes. Each looks at the
+/// request as a whole (path, uploaded file names, headers' shape) and at
+/// each value on its own; no detector relates one value to another, which
+/// is what lets `field_findings` be computed (and cached) per value.
+type Detector = fn(&Request, &[Value<'_>], &mut Vec<Finding>);
+
+const DETECTORS: [Detector; 10] = [
+    files::check,
+    |_, v, o| remote::check(v, o),
+    java::check,
+    php::check,
+    |_, v, o| xss::check(v, o),
+    |_, v, o| command::check(v, o),
+    |_, v, o| sqli::check(v, o),
+    |_, v, o| generic::check(v, o),
+    |r, _, o| scanner::check(r, o),
+    protocol::check,
+];
+
+/// Every finding of every detector (all paranoia levels): the request-level
+/// findings plus each field's.
 pub fn run(request: &Request) -> Vec<Finding> {
-    let values = values(request);
+    let mut findings = request_findings(request);
+    for field in &request.fields {
+        findings.extend(field_findings(field));
+    }
+    findings
+}
+
+/// What the detectors find in the request as a whole, without its values.
+pub fn request_findings(request: &Request) -> Vec<Finding> {
     let mut findings = Vec::new();
-    files::check(request, &values, &mut findings);
-    remote::check(&values, &mut findings);
-    java::check(request, &values, &mut findings);
-    php::check(request, &values, &mut findings);
-    xss::check(&values, &mut findings);
-    command::check(&values, &mut findings);
-    sqli::check(&values, &mut findings);
-    generic::check(&values, &mut findings);
-    scanner::check(request, &mut findings);
-    protocol::check(request, &values, &mut findings);
+    for detector in DETECTORS {
+        detector(request, &[], &mut findings);
+    }
+    findings
+}
+
+/// What the detectors find in one value. It depends on the field's
+/// location and value only, so callers may cache it by both.
+pub fn field_findings(field: &Field) -> Vec<Finding> {
+    // An unremarkable request around the value, so request-level checks
+    // find nothing here; only findings about this field are kept.
+    let stub = Request {
+        method: "GET".into(),
+        target: "/".into(),
+        path: "/".into(),
+        headers: vec![("host".into(), "stub".into())],
+        fields: Vec::new(),
+    };
+    let forms = normalize::variants(&field.value, field.location.form_encoded());
+    let folded = normalize::fold(forms.last().map(String::as_str).unwrap_or_default());
+    let value = [Value { field, forms, folded }];
+    let mut findings = Vec::new();
+    for detector in DETECTORS {
+        detector(&stub, &value, &mut findings);
+    }
+    findings.retain(|f| f.location == field.location);
     findings
 }

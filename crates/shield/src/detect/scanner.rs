@@ -59,13 +59,12 @@ pub fn check(request: &Request, out: &mut Vec<Finding>) {
     let lower = agent.to_ascii_lowercase();
     // `ecairn-grabber` is a feed crawler: a scanner name must stand alone,
     // not as part of a hyphenated product name.
-    let standalone = |name: &str| {
-        lower.split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ';' | ',')).any(|token| {
-            let head = token.split('/').next().unwrap_or_default();
-            words(head).count() == 1 && head == name
-        })
-    };
-    if let Some(name) = SCANNERS.iter().find(|n| standalone(n)) {
+    let standalone = lower
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ';' | ','))
+        .map(|token| token.split('/').next().unwrap_or_default())
+        .filter(|head| words(head).count() == 1)
+        .find_map(|head| SCANNERS.iter().find(|n| **n == head));
+    if let Some(name) = standalone {
         out.push(Finding {
             family: 913,
             check: "scanner-user-agent",
