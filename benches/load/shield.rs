@@ -136,9 +136,147 @@ async fn proxy() -> Vec<Result> {
     results
 }
 
+/// One client IP floods sign-in as fast as it can while four other
+/// clients (behind the same trusted proxy, so told apart by
+/// X-Forwarded-For) browse at 10 requests a second each.
+async fn one_ip_floods(dir: &std::path::Path) -> Vec<Result> {
+    let mut settings = storefort_web::Settings::demo();
+    settings.shield.trusted_proxies = vec!["127.0.0.1".parse().expect("cidr")];
+    let url = format!("sqlite://{}?mode=rwc", dir.join("bench-one-ip.db").display());
+    let (cached, _, store, products, _) = store_states(url, true, true, settings).await;
+    let base = serve(storefort_web::app(cached)).await;
+    let b = base.clone();
+    let flood = drive_with("SQLite: one IP flooding GET /products (ok = 429)", 32, move |c, _| {
+        let url = format!("{b}/api/v1/products?limit=5");
+        async move {
+            let r = c.get(url).header("x-forwarded-for", "198.51.100.1").send().await;
+            Some(r.map(|r| r.status() == 429).unwrap_or(false))
+        }
+    });
+    let products = Arc::new(products);
+    let others = async move {
+        let start = std::time::Instant::now();
+        let clients: Vec<_> = (0..4)
+            .map(|i| {
+                let (base, products) = (base.clone(), products.clone());
+                tokio::spawn(async move {
+                    let c = reqwest::Client::new();
+                    let mut latencies = Vec::new();
+                    let mut errors = 0usize;
+                    let mut n = 0;
+                    while start.elapsed() < Duration::from_secs(6) {
+                        let url = format!("{base}/api/v1/products/{}", products[n % products.len()]);
+                        n += 1;
+                        let sent = std::time::Instant::now();
+                        let ok = shopper_get(&c, url)
+                            .header("x-forwarded-for", format!("198.51.100.{}", 10 + i))
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status() == 200);
+                        if start.elapsed() > Duration::from_secs(1) {
+                            if ok {
+                                latencies.push(sent.elapsed().as_micros() as u64);
+                            } else {
+                                errors += 1;
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(100).saturating_sub(sent.elapsed())).await;
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for c in clients {
+            let (l, e) = c.await.expect("client");
+            all.extend(l);
+            errors += e;
+        }
+        all.sort_unstable();
+        Result {
+            name: "SQLite: 4 other IPs browsing at 10 req/s each, during the flood".into(),
+            requests: all.len(),
+            errors,
+            seconds: 5.0,
+            p50_ms: super::percentile(&all, 0.5),
+            p99_ms: super::percentile(&all, 0.99),
+        }
+    };
+    let (flooded, others) = tokio::join!(flood, others);
+    store.close().await;
+    vec![flooded, others]
+}
+
+/// Inspection alone, per request, for three kinds of request: first sight
+/// (every value new) and seen before (values remembered).
+fn inspection_cost() {
+    use storefort_shield::{Inspector, Request, inspect};
+    let headers = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        [
+            ("Host", "shop.example"),
+            ("User-Agent", BROWSER_UA),
+            ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+            ("Accept-Language", "de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7"),
+            ("Referer", "https://www.google.com/search?q=bench+product&oq=bench+product"),
+            ("Cookie", COOKIES),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect()
+    };
+    let body = serde_json::to_vec(&super::checkout_body("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")).expect("json");
+    let requests = [
+        (
+            "benign GET (product page with campaign query)",
+            Request::from_parts(
+                "GET",
+                "/api/v1/products/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b?utm_source=newsletter&utm_campaign=black_friday",
+                headers(&[]),
+                b"",
+            ),
+        ),
+        (
+            "benign JSON POST (checkout)",
+            Request::from_parts("POST", "/api/v1/checkout", headers(&[("Content-Type", "application/json")]), &body),
+        ),
+        (
+            "attack (SQL injection in the search)",
+            Request::from_parts(
+                "GET",
+                "/api/v1/products?q=%27%20UNION%20SELECT%20password%20FROM%20accounts--",
+                headers(&[]),
+                b"",
+            ),
+        ),
+    ];
+    println!("\nInspection alone, per request (release build, one core):\n");
+    println!("| request | first sight µs | seen before µs | blocked |");
+    println!("|---|---:|---:|---|");
+    for (name, request) in &requests {
+        let rounds = 2000u32;
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            std::hint::black_box(inspect(request, 1, 5));
+        }
+        let cold = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+        let inspector = Inspector::default();
+        let verdict = inspector.inspect(request, 1, 5);
+        let start = std::time::Instant::now();
+        for _ in 0..rounds {
+            std::hint::black_box(inspector.inspect(request, 1, 5));
+        }
+        let warm = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+        println!("| {name} | {cold:.1} | {warm:.1} | {} |", verdict.blocked);
+    }
+}
+
 pub async fn phases(dir: &std::path::Path) -> Vec<Result> {
-    eprintln!("shield: inspection cost, load shedding under a flood, proxy mode");
+    eprintln!("shield: inspection cost, one IP flooding, load shedding under a flood, proxy mode");
+    inspection_cost();
     let mut results = inspection(dir).await;
+    results.extend(one_ip_floods(dir).await);
     results.extend(flood(dir).await);
     results.extend(proxy().await);
     results

@@ -80,9 +80,12 @@ fn verdict(findings: Vec<Finding>, paranoia: Paranoia, threshold: u32) -> Verdic
 /// holds exact keys (no hash can alias an attack to a clean value) and is
 /// bounded: past its size it starts over.
 pub struct Inspector {
-    shards: Vec<Mutex<HashMap<(Location, String), Arc<Vec<Finding>>>>>,
+    shards: Vec<Mutex<Remembered>>,
     hasher: std::collections::hash_map::RandomState,
 }
+
+/// A shard of the memory: findings by field location and value.
+type Remembered = HashMap<(Location, String), Arc<Vec<Finding>>>;
 
 /// Values longer than this are inspected every time (bodies, long texts).
 const CACHED_VALUE_BYTES: usize = 256;
