@@ -10,7 +10,10 @@ use storefort_shield::proxy::{LogObserver, PlainResponder, Upstream};
 
 pub async fn proxy(cfg: Config, listen: &str, upstream: &str) -> Result<()> {
     crate::serve::init_logging(&cfg.log_format);
-    let shield = cfg.settings()?.shield;
+    let mut shield = cfg.settings()?.shield;
+    // Uploads to the store behind the proxy may be large: inspect their
+    // first part and stream the rest, unless the owner chose otherwise.
+    shield.oversized_bodies.get_or_insert(storefort_shield::config::Oversized::InspectPrefix);
     let upstream = Upstream::new(upstream, shield.trusted_proxies.clone(), Duration::from_secs(60))
         .map_err(|e| anyhow::anyhow!("--upstream: {e}"))?;
     let limiter = Arc::new(storefort_shield::limit::MemoryLimiter::default());

@@ -132,6 +132,46 @@ async fn instances_on_one_postgresql_share_one_budget() {
     assert_eq!(sign_in_attempt(&second, None).await.status, 429);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_ip_flooding_gets_429s_and_another_ip_is_served_meanwhile() {
+    let mut settings = test_settings();
+    settings.shield.limits.per_ip = Rate::new(600, 50);
+    settings.shield.trusted_proxies = vec!["127.0.0.1".parse::<Cidr>().expect("cidr")];
+    let app = spawn_with(settings).await;
+    let flood_until = std::time::Instant::now() + Duration::from_secs(3);
+    let flooders: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, url) = (app.client.clone(), app.url("/api/v1/products?limit=5"));
+            tokio::spawn(async move {
+                let (mut limited, mut served) = (0, 0);
+                while std::time::Instant::now() < flood_until {
+                    let r = client.get(&url).header("x-forwarded-for", "198.51.100.66").send().await.expect("send");
+                    match r.status().as_u16() {
+                        429 => limited += 1,
+                        200 => served += 1,
+                        other => panic!("flooder got {other}"),
+                    }
+                }
+                (limited, served)
+            })
+        })
+        .collect();
+    let mut other_statuses = Vec::new();
+    while std::time::Instant::now() < flood_until {
+        let r = app.client.get(app.url("/api/v1/products?limit=5")).header("x-forwarded-for", "198.51.100.77").send();
+        other_statuses.push(r.await.expect("send").status().as_u16());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (mut limited, mut served) = (0, 0);
+    for f in flooders {
+        let (l, s) = f.await.expect("flooder");
+        (limited, served) = (limited + l, served + s);
+    }
+    assert!(limited > 0, "the flooding IP was never limited ({served} served)");
+    assert!(served <= 50 + 40, "the flooder got its burst and the refill, no more: {served}");
+    assert!(!other_statuses.is_empty() && other_statuses.iter().all(|s| *s == 200), "{other_statuses:?}");
+}
+
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_client_has_its_own_budget() {
     let mut settings = test_settings();

@@ -18,6 +18,14 @@ pub enum Mode {
     Block,
 }
 
+/// What the shield does with a body larger than it inspects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Oversized {
+    Refuse,
+    InspectPrefix,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShieldConfig {
@@ -25,9 +33,13 @@ pub struct ShieldConfig {
     pub paranoia: Paranoia,
     /// Anomaly score at which a request is blocked (5 = one critical finding).
     pub threshold: u32,
-    /// Largest body read for inspection; a larger body is refused with 413
-    /// rather than let through uninspected.
+    /// Largest body read for inspection.
     pub max_inspected_body_bytes: usize,
+    /// What happens to a larger body: `refuse` (413; the default of
+    /// `serve`, whose own limit is no larger) or `inspect_prefix` (the
+    /// default of `proxy`: the first `max_inspected_body_bytes` are
+    /// inspected and the rest streams through, for uploads).
+    pub oversized_bodies: Option<Oversized>,
     /// Peers whose X-Forwarded-For is believed (a load balancer, a CDN).
     pub trusted_proxies: Vec<Cidr>,
     /// Clients never blocked by the firewall, limits or bans (monitoring).
@@ -48,6 +60,7 @@ impl Default for ShieldConfig {
             paranoia: 1,
             threshold: DEFAULT_THRESHOLD,
             max_inspected_body_bytes: 1024 * 1024,
+            oversized_bodies: None,
             trusted_proxies: Vec::new(),
             allow: Vec::new(),
             deny: Vec::new(),

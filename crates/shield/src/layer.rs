@@ -7,7 +7,7 @@
 //! id), and it reports through an `Observer` (security events, logs). It
 //! never logs a body or a credential.
 
-use crate::config::{Mode, RouteClass, ShieldConfig};
+use crate::config::{Mode, Oversized, RouteClass, ShieldConfig};
 use crate::limit::{Limiter, MemoryLimiter, ip_key};
 use crate::net::{client_ip, listed};
 use crate::request::Request as Inspected;
@@ -94,6 +94,20 @@ pub struct Observation {
     pub score: u32,
     /// Whether this block earned the client a ban.
     pub banned: bool,
+    /// A digest of what was inspected (method, target, body), so a log
+    /// line can be matched to a captured request without holding it.
+    pub request_hash: String,
+}
+
+/// SHA-256 of method, target and body, first 16 bytes in hex.
+fn request_hash(parts: &Parts, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(parts.method.as_str().as_bytes());
+    h.update(b" ");
+    h.update(parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Receives what the shield saw. Called on the request's task: keep it
@@ -256,36 +270,41 @@ where
     let client = client_ip(peer, forwarded, &cfg.trusted_proxies);
     parts.extensions.insert(ClientIp(client));
     let now = now_ms();
-    let refuse = |parts: &Parts, refusal: Refusal, findings: Vec<Finding>, score: u32, banned: bool| {
-        let response = state.responder.respond(parts, &refusal);
+    let observe = |parts: &Parts, refusal: Option<Refusal>, findings: Vec<Finding>, score: u32, body: &[u8]| {
+        let banned = matches!(refusal, Some(Refusal::Blocked { .. })) && state.strike(client, now);
         let observation = Observation {
             client,
             method: parts.method.as_str().to_owned(),
             path: parts.uri.path().chars().take(200).collect(),
-            refusal: Some(refusal),
+            refusal,
             findings,
             score,
             banned,
+            request_hash: request_hash(parts, body),
         };
         state.observer.observe(parts, observation);
+    };
+    let refuse = |parts: &Parts, refusal: Refusal| {
+        let response = state.responder.respond(parts, &refusal);
+        observe(parts, Some(refusal), Vec::new(), 0, b"");
         response
     };
 
     if let Some(reason) = framing_violation(&parts.headers) {
-        return refuse(&parts, Refusal::Malformed { reason }, Vec::new(), 0, false);
+        return refuse(&parts, Refusal::Malformed { reason });
     }
     let allowed = listed(&cfg.allow, client);
     if !allowed {
         if listed(&cfg.deny, client) {
-            return refuse(&parts, Refusal::Denied, Vec::new(), 0, false);
+            return refuse(&parts, Refusal::Denied);
         }
         if let Some(until_ms) = state.banned_until(client, now) {
-            return refuse(&parts, Refusal::Banned { until_ms }, Vec::new(), 0, false);
+            return refuse(&parts, Refusal::Banned { until_ms });
         }
         if cfg.limits.enabled
             && let Err(refusal) = check_limits(&state, &parts, client, now).await
         {
-            return refuse(&parts, refusal, Vec::new(), 0, false);
+            return refuse(&parts, refusal);
         }
     }
     let priority = cfg.shedding.priority_paths.iter().any(|p| parts.uri.path().starts_with(p.as_str()));
@@ -293,7 +312,7 @@ where
         Some(shedder) => match shedder.admit(priority).await {
             Ok(slot) => Some(slot),
             Err(Shed::QueueFull | Shed::TimedOut) => {
-                return refuse(&parts, Refusal::Overloaded, Vec::new(), 0, false);
+                return refuse(&parts, Refusal::Overloaded);
             }
         },
         None => None,
@@ -301,28 +320,22 @@ where
     if cfg.mode == Mode::Off || allowed {
         return call(&mut inner, Request::from_parts(parts, body)).await;
     }
-    let bytes = match read_body(&parts.headers, body, cfg.max_inspected_body_bytes).await {
-        Ok(b) => b,
-        Err(refusal) => return refuse(&parts, refusal, Vec::new(), 0, false),
-    };
-    let (score, findings) = inspect_request(cfg, &state.inspector, &parts, &bytes).await;
+    let (inspected, body) =
+        match read_body(&parts.headers, body, cfg.max_inspected_body_bytes, cfg.oversized_bodies).await {
+            Ok(read) => read,
+            Err(refusal) => return refuse(&parts, refusal),
+        };
+    let (score, findings) = inspect_request(cfg, &state.inspector, &parts, &inspected).await;
     if score >= cfg.threshold {
         if cfg.mode == Mode::Block {
-            let banned = state.strike(client, now);
-            return refuse(&parts, Refusal::Blocked { score }, findings, score, banned);
+            let refusal = Refusal::Blocked { score };
+            let response = state.responder.respond(&parts, &refusal);
+            observe(&parts, Some(refusal), findings, score, &inspected);
+            return response;
         }
-        let observation = Observation {
-            client,
-            method: parts.method.as_str().to_owned(),
-            path: parts.uri.path().chars().take(200).collect(),
-            refusal: None,
-            findings,
-            score,
-            banned: false,
-        };
-        state.observer.observe(&parts, observation);
+        observe(&parts, None, findings, score, &inspected);
     }
-    call(&mut inner, Request::from_parts(parts, Body::from(bytes))).await
+    call(&mut inner, Request::from_parts(parts, body)).await
 }
 
 async fn call<S>(inner: &mut S, req: Request<Body>) -> Response
@@ -407,17 +420,44 @@ fn framing_violation(headers: &HeaderMap) -> Option<&'static str> {
     None
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<bytes::Bytes, Refusal> {
+/// Reads the body for inspection. Up to `max` bytes it is read whole and
+/// handed on as read. A larger body is refused, or, under
+/// `Oversized::InspectPrefix` (proxy mode, for uploads), its first `max`
+/// bytes are inspected and the whole body streams on without ever being
+/// held in memory at once.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+    oversized: Option<Oversized>,
+) -> Result<(bytes::Bytes, Body), Refusal> {
+    use http_body_util::BodyExt;
     let declared = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
+    let stream_large = oversized == Some(Oversized::InspectPrefix);
+    if declared.is_some_and(|n| n > max as u64) && !stream_large {
         return Err(Refusal::BodyTooLarge);
     }
-    use http_body_util::BodyExt;
-    match http_body_util::Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(Refusal::BodyTooLarge),
-        Err(_) => Err(Refusal::Malformed { reason: "unreadable_body" }),
+    let mut body = body;
+    let mut prefix = bytes::BytesMut::new();
+    while prefix.len() <= max {
+        match body.frame().await {
+            None => return Ok((prefix.clone().freeze(), Body::from(prefix.freeze()))),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    prefix.extend_from_slice(&data);
+                }
+            }
+            Some(Err(_)) => return Err(Refusal::Malformed { reason: "unreadable_body" }),
+        }
     }
+    if !stream_large {
+        return Err(Refusal::BodyTooLarge);
+    }
+    let prefix = prefix.freeze();
+    let head = futures_util::stream::once(std::future::ready(Ok::<_, axum::Error>(prefix.clone())));
+    let rest = body.into_data_stream();
+    let inspected = prefix.slice(..max);
+    Ok((inspected, Body::from_stream(futures_util::StreamExt::chain(head, rest))))
 }
 
 /// Large bodies are inspected off the async workers.

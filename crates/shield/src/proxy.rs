@@ -189,6 +189,7 @@ impl Observer for LogObserver {
             refusal = ?o.refusal,
             score = o.score,
             banned = o.banned,
+            request_hash = %o.request_hash,
             checks = %checks.join(" "),
             "shield"
         );

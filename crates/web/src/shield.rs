@@ -106,12 +106,17 @@ impl Observer for EventObserver {
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone());
         let checks: Vec<String> =
             o.findings.iter().map(|f| format!("{}/{}@{}", f.family, f.check, f.location.label())).collect();
+        // The log may hold the matched fragments (cut short) for tuning;
+        // the event holds only which checks matched where.
+        let fragments: Vec<String> = o.findings.iter().map(|f| format!("{:?}", f.fragment)).collect();
         tracing::warn!(
             request_id = request_id.as_deref().unwrap_or(""),
             client = %o.client,
             refusal = o.refusal.as_ref().map(Refusal::code).unwrap_or("flagged"),
             score = o.score,
+            request_hash = %o.request_hash,
             checks = %checks.join(" "),
+            fragments = %fragments.join(" "),
             "shield"
         );
         let now = self.state.now_ms();
