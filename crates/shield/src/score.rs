@@ -4,7 +4,7 @@
 //! false-positive-prone) checks.
 
 use crate::detect;
-use crate::request::{Location, Request};
+use crate::request::{Field, Location, Request};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
@@ -84,8 +84,9 @@ pub struct Inspector {
     hasher: std::collections::hash_map::RandomState,
 }
 
-/// A shard of the memory: findings by field location and value.
-type Remembered = HashMap<(Location, String), Arc<Vec<Finding>>>;
+/// A shard of the memory: by a keyed hash of location and value, the exact
+/// location and value (compared on every hit) with their findings.
+type Remembered = HashMap<u64, Vec<(Field, Arc<Vec<Finding>>)>>;
 
 /// Values longer than this are inspected every time (bodies, long texts).
 const CACHED_VALUE_BYTES: usize = 256;
@@ -109,22 +110,27 @@ impl Inspector {
                 findings.extend(detect::field_findings(field));
                 continue;
             }
-            let key = (field.location.clone(), field.value.clone());
-            let shard = &self.shards[(self.hasher.hash_one(&key) as usize) % SHARDS];
-            let known = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).cloned();
+            // Hashing borrows: a hit allocates nothing.
+            let hash = self.hasher.hash_one((&field.location, &field.value));
+            let shard = &self.shards[(hash % SHARDS as u64) as usize];
+            let known = {
+                let map = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                map.get(&hash)
+                    .and_then(|bucket| bucket.iter().find(|(f, _)| f == field).map(|(_, found)| found.clone()))
+            };
             let found = match known {
-                Some(f) => f,
+                Some(found) => found,
                 None => {
-                    let f = Arc::new(detect::field_findings(field));
+                    let found = Arc::new(detect::field_findings(field));
                     let mut map = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     if map.len() >= SHARD_ENTRIES {
                         map.clear();
                     }
-                    map.insert(key, f.clone());
-                    f
+                    map.entry(hash).or_default().push((field.clone(), found.clone()));
+                    found
                 }
             };
-            findings.extend(found.iter().cloned());
+            findings.extend(found.iter().filter(|f| f.paranoia <= paranoia).cloned());
         }
         verdict(findings, paranoia, threshold)
     }

@@ -43,6 +43,10 @@ pub fn values(request: &Request) -> Vec<Value<'_>> {
 /// (`X-Filename`, `X_File-Name` …) and multipart parts' `filename`.
 pub fn uploaded_file_names(request: &Request) -> Vec<(Location, &str)> {
     let headers = request.headers.iter().filter_map(|(name, value)| {
+        // Only names as long as the ones sought are worth normalizing.
+        if !(6..=11).contains(&name.len()) {
+            return None;
+        }
         let n = name.to_ascii_lowercase().replace(['_', '.'], "-");
         matches!(n.as_str(), "x-filename" | "x-file-name" | "x-file").then(|| (Location::Header(n), value.as_str()))
     });
@@ -68,7 +72,7 @@ const DETECTORS: [Detector; 10] = [
     |_, v, o| command::check(v, o),
     |_, v, o| sqli::check(v, o),
     |_, v, o| generic::check(v, o),
-    |r, _, o| scanner::check(r, o),
+    |_, v, o| scanner::check(v, o),
     protocol::check,
 ];
 

@@ -158,6 +158,27 @@ fn header_injection(decoded: &str) -> bool {
     })
 }
 
+/// Checks of one header by itself (so they are remembered with it).
+fn check_header(lower: &str, value: &str, out: &mut Vec<Finding>) {
+    let at = || Location::Header(lower.to_owned());
+    if lower == "content-type"
+        && let Some(check) = content_type_violation(value)
+    {
+        out.push(finding(920, check, Severity::Critical, at(), value));
+    }
+    if RESTRICTED_HEADERS.contains(&lower) {
+        out.push(finding(920, "header-restricted", Severity::Critical, at(), lower));
+    }
+    if lower == "connection" {
+        let options: Vec<String> = value.split(',').map(|o| o.trim().to_ascii_lowercase()).collect();
+        let repeated = options.iter().enumerate().any(|(i, o)| options[..i].contains(o));
+        let contradictory = options.iter().any(|o| o == "close") && options.iter().any(|o| o == "keep-alive");
+        if repeated || contradictory {
+            out.push(finding(920, "connection-conflict", Severity::Critical, at(), value));
+        }
+    }
+}
+
 pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
     let method = request.method.as_str();
     if !METHODS.contains(&method) {
@@ -176,23 +197,9 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
     if matches!(method, "GET" | "HEAD") && length.is_some_and(|n| n > 0) {
         out.push(finding(920, "body-on-get", Severity::Critical, Location::Header("content-length".into()), method));
     }
-    if let Some(ct) = header("content-type")
-        && let Some(check) = content_type_violation(ct)
-    {
-        out.push(finding(920, check, Severity::Critical, Location::Header("content-type".into()), ct));
-    }
-    for (name, value) in &request.headers {
-        let lower = name.to_ascii_lowercase();
-        if RESTRICTED_HEADERS.contains(&lower.as_str()) {
-            out.push(finding(920, "header-restricted", Severity::Critical, Location::Header(lower.clone()), name));
-        }
-        if lower == "connection" {
-            let options: Vec<String> = value.split(',').map(|o| o.trim().to_ascii_lowercase()).collect();
-            let repeated = options.iter().enumerate().any(|(i, o)| options[..i].contains(o));
-            let contradictory = options.iter().any(|o| o == "close") && options.iter().any(|o| o == "keep-alive");
-            if repeated || contradictory {
-                out.push(finding(920, "connection-conflict", Severity::Critical, Location::Header(lower), value));
-            }
+    for v in values {
+        if let Location::Header(name) = &v.field.location {
+            check_header(name, &v.field.value, out);
         }
     }
     for v in values {

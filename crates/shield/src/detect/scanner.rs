@@ -2,7 +2,8 @@
 //! Real attackers hide; this catches the automated sweeps that do not
 //! bother, which are most of the noise a small shop sees.
 
-use crate::request::Request;
+use super::Value;
+use crate::request::Location;
 use crate::score::{Finding, Severity, fragment};
 
 /// Names of vulnerability scanners and attack tools, as they appear in
@@ -54,8 +55,15 @@ fn words(s: &str) -> impl Iterator<Item = &str> {
     s.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty())
 }
 
-pub fn check(request: &Request, out: &mut Vec<Finding>) {
-    let Some(agent) = request.header("user-agent") else { return };
+pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
+    for v in values {
+        if matches!(&v.field.location, Location::Header(h) if h == "user-agent") {
+            check_agent(&v.field.value, out);
+        }
+    }
+}
+
+fn check_agent(agent: &str, out: &mut Vec<Finding>) {
     let lower = agent.to_ascii_lowercase();
     // `ecairn-grabber` is a feed crawler: a scanner name must stand alone,
     // not as part of a hyphenated product name.
@@ -70,7 +78,7 @@ pub fn check(request: &Request, out: &mut Vec<Finding>) {
             check: "scanner-user-agent",
             paranoia: 1,
             severity: Severity::Critical,
-            location: crate::request::Location::Header("user-agent".into()),
+            location: Location::Header("user-agent".into()),
             fragment: fragment(name),
         });
     }
@@ -81,9 +89,8 @@ mod tests {
     use super::*;
 
     fn flagged(agent: &str) -> bool {
-        let r = Request::from_parts("GET", "/", vec![("User-Agent".into(), agent.into())], b"");
         let mut out = Vec::new();
-        check(&r, &mut out);
+        check_agent(agent, &mut out);
         !out.is_empty()
     }
 
