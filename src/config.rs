@@ -40,8 +40,9 @@ pub struct Config {
     pub tls: TlsSection,
 }
 
-/// HTTPS: certificate files for rustls, or a TLS-terminating proxy in front.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// HTTPS: certificate files for rustls, certificates over ACME, or a
+/// TLS-terminating proxy in front.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsSection {
     /// PEM certificate chain; with `key_file`, `serve` speaks HTTPS only.
@@ -50,6 +51,33 @@ pub struct TlsSection {
     pub key_file: String,
     /// A proxy in front terminates TLS: send HSTS anyway.
     pub behind_https_proxy: bool,
+    /// Names to get a certificate for over ACME; empty: no ACME.
+    pub acme_domains: Vec<String>,
+    pub acme_directory_url: String,
+    /// An email address the CA may write to about the certificates.
+    pub acme_contact: String,
+    /// A root CA for the ACME directory's own HTTPS (private or test CAs).
+    pub acme_ca_file: String,
+    /// Where HTTP-01 challenges are answered (and HTTP redirected to HTTPS).
+    pub acme_http_listen: String,
+    /// Renew certificates older than this many days.
+    pub acme_renew_days: u64,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection {
+            cert_file: String::new(),
+            key_file: String::new(),
+            behind_https_proxy: false,
+            acme_domains: Vec::new(),
+            acme_directory_url: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            acme_contact: String::new(),
+            acme_ca_file: String::new(),
+            acme_http_listen: "0.0.0.0:80".into(),
+            acme_renew_days: 30,
+        }
+    }
 }
 
 /// Privacy: who to contact, who else receives data, and how long data is kept.
@@ -513,7 +541,7 @@ impl Config {
             privacy,
             outbox_dir: self.outbox_dir(),
             shield: self.shield_settings()?,
-            https: self.tls_files()?.is_some() || self.tls.behind_https_proxy,
+            https: self.tls_files()?.is_some() || self.acme()?.is_some() || self.tls.behind_https_proxy,
             store_name: name,
             currency,
             shipping: ShippingTable {
@@ -636,6 +664,45 @@ impl Config {
             (true, false) => Err(key_error("tls.cert_file", "is needed with tls.key_file")),
             (false, true) => Err(key_error("tls.key_file", "is needed with tls.cert_file")),
         }
+    }
+
+    /// ACME settings, when `[tls] acme_domains` names any.
+    pub fn acme(&self) -> Result<Option<crate::acme::AcmeSettings>> {
+        let t = &self.tls;
+        if t.acme_domains.is_empty() {
+            return Ok(None);
+        }
+        if !t.cert_file.is_empty() || !t.key_file.is_empty() {
+            return Err(key_error("tls.acme_domains", "cannot be used with tls.cert_file and tls.key_file"));
+        }
+        for d in &t.acme_domains {
+            let ok = !d.is_empty()
+                && d.len() <= 253
+                && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                && !d.starts_with(['.', '-']);
+            if !ok {
+                return Err(key_error("tls.acme_domains", format!("{d:?} is not a domain name")));
+            }
+        }
+        if !t.acme_directory_url.starts_with("https://") {
+            return Err(key_error("tls.acme_directory_url", "must be an https:// URL"));
+        }
+        if !(1..=365).contains(&t.acme_renew_days) {
+            return Err(key_error("tls.acme_renew_days", "must be 1 to 365"));
+        }
+        let http_listen = t
+            .acme_http_listen
+            .parse()
+            .map_err(|_| key_error("tls.acme_http_listen", "must be an address such as 0.0.0.0:80"))?;
+        Ok(Some(crate::acme::AcmeSettings {
+            domains: t.acme_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            directory_url: t.acme_directory_url.clone(),
+            contact: (!t.acme_contact.is_empty()).then(|| t.acme_contact.clone()),
+            ca_file: (!t.acme_ca_file.is_empty()).then(|| PathBuf::from(&t.acme_ca_file)),
+            http_listen,
+            dir: self.data_dir.join("acme"),
+            renew_after: std::time::Duration::from_secs(t.acme_renew_days * 86_400),
+        }))
     }
 
     fn shield_settings(&self) -> Result<storefort_shield::ShieldConfig> {

@@ -82,3 +82,26 @@ fn secret(data_dir: &Path, file: &str, env: &str, create: bool) -> Result<Zeroiz
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }
+
+/// Writes a new secret file (0600), refusing to overwrite one.
+pub fn write_new_secret(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Replaces a secret file atomically: written 0600 beside it, flushed,
+/// then renamed over it, so a crash leaves the old file or the new one.
+pub fn replace_secret(path: &Path, contents: &[u8]) -> Result<()> {
+    let staging = path.with_extension("new");
+    let _ = std::fs::remove_file(&staging);
+    write_new_secret(&staging, contents)?;
+    std::fs::rename(&staging, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}

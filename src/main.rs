@@ -1,6 +1,7 @@
 //! The `storefort` binary: parses the command line and runs a subcommand.
 //! Everything else lives in the workspace crates.
 
+mod acme;
 mod admin_cmd;
 mod config;
 mod keyfile;

@@ -117,6 +117,24 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
         None => None,
     };
     prepare_data_dir(&cfg)?;
+    // ACME: answer challenges on the plain-HTTP port, and get a certificate
+    // before serving if there is none yet (or it is due).
+    let acme = cfg.acme()?;
+    let challenges = crate::acme::Challenges::default();
+    let tls = match &acme {
+        Some(settings) => {
+            let listener = tokio::net::TcpListener::bind(settings.http_listen)
+                .await
+                .with_context(|| format!("cannot listen on {} for ACME challenges", settings.http_listen))?;
+            let app = crate::acme::http_app(challenges.clone(), settings.domains.clone());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            if settings.due() {
+                crate::acme::obtain(settings, &challenges).await?;
+            }
+            Some(crate::tls::load(&settings.cert_file(), &settings.key_file()).await?)
+        }
+        None => tls,
+    };
     let key = keyfile::load_or_create(&cfg.data_dir)?;
     let store = open_store(&cfg, &key).await?;
     tracing::info!(backend = ?store.backend(), "database ready");
@@ -183,6 +201,9 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
     let stopped = async move {
         let _ = stop_signal.changed().await;
     };
+    if let (Some(settings), Some(config)) = (acme, tls.clone()) {
+        tokio::spawn(crate::acme::renew_forever(settings, challenges, config, stop_rx.clone()));
+    }
     let app = storefort_web::app(state);
     let server: std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>> = match tls {
         Some(config) => Box::pin(crate::tls::serve(listener, config, app, stopped)),

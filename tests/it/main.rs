@@ -3,6 +3,7 @@
 //! STOREFORT_TEST_POSTGRES_URL is set).
 
 mod accounts;
+mod acme;
 mod api;
 mod cli;
 mod concurrency;
