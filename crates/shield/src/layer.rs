@@ -24,7 +24,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tower::{Layer, Service};
@@ -130,7 +130,7 @@ pub struct ShieldState {
     shared: Arc<dyn Limiter>,
     /// Block counts that lead to bans.
     strikes: MemoryLimiter,
-    bans: Mutex<HashMap<IpAddr, i64>>,
+    bans: RwLock<HashMap<IpAddr, i64>>,
     shedder: Option<Shedder>,
     observer: Arc<dyn Observer>,
     responder: Arc<dyn Responder>,
@@ -153,7 +153,7 @@ impl ShieldState {
             local: MemoryLimiter::default(),
             shared,
             strikes: MemoryLimiter::default(),
-            bans: Mutex::new(HashMap::new()),
+            bans: RwLock::new(HashMap::new()),
             shedder,
             observer,
             responder,
@@ -168,15 +168,13 @@ impl ShieldState {
 
     /// Whether `ip` is banned now, and until when.
     fn banned_until(&self, ip: IpAddr, now_ms: i64) -> Option<i64> {
-        let mut bans = self.bans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match bans.get(&ip).copied() {
-            Some(until) if until > now_ms => Some(until),
-            Some(_) => {
-                bans.remove(&ip);
-                None
-            }
-            None => None,
+        // Read-locked: every request asks, and almost none is banned.
+        let until = *self.bans.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&ip)?;
+        if until > now_ms {
+            return Some(until);
         }
+        self.bans.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&ip);
+        None
     }
 
     /// Counts a block against `ip`; true when it earns a ban.
@@ -194,7 +192,7 @@ impl ShieldState {
             return false;
         }
         let until = now_ms + i64::try_from(ban.ban_seconds).unwrap_or(i64::MAX / 4) * 1000;
-        let mut bans = self.bans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut bans = self.bans.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if bans.len() > 100_000 {
             bans.retain(|_, u| *u > now_ms);
         }

@@ -5,9 +5,11 @@
 
 use crate::detect;
 use crate::request::{Field, Location, Request};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Paranoia level, 1 (default: few false positives) to 4.
 pub type Paranoia = u8;
@@ -77,61 +79,78 @@ fn verdict(findings: Vec<Finding>, paranoia: Paranoia, threshold: u32) -> Verdic
 /// the same User-Agent, Accept and cookies with every request, and shops
 /// see the same query arguments again and again; a value's findings depend
 /// on its location and text alone, so they are computed once. The memory
-/// holds exact keys (no hash can alias an attack to a clean value) and is
-/// bounded: past its size it starts over.
+/// holds exact keys (no hash can alias an attack to a clean value), is
+/// bounded (past its size it starts over), and is kept per thread: shared,
+/// its locks cost more than the lookups they guard.
 pub struct Inspector {
-    shards: Vec<Mutex<Remembered>>,
-    hasher: std::collections::hash_map::RandomState,
+    id: u64,
 }
 
-/// A shard of the memory: by a keyed hash of location and value, the exact
+/// One thread's memory: by a keyed hash of location and value, the exact
 /// location and value (compared on every hit) with their findings.
-type Remembered = HashMap<u64, Vec<(Field, Arc<Vec<Finding>>)>>;
+struct Remembered {
+    inspector: u64,
+    hasher: std::collections::hash_map::RandomState,
+    entries: HashMap<u64, Bucket>,
+}
+
+/// Fields whose keyed hashes collide, with their findings.
+type Bucket = Vec<(Field, Arc<Vec<Finding>>)>;
+
+thread_local! {
+    static REMEMBERED: RefCell<Option<Remembered>> = const { RefCell::new(None) };
+}
 
 /// Values longer than this are inspected every time (bodies, long texts).
 const CACHED_VALUE_BYTES: usize = 256;
-const SHARDS: usize = 16;
-const SHARD_ENTRIES: usize = 4096;
+/// Values remembered per thread.
+const ENTRIES: usize = 8192;
 
 impl Default for Inspector {
     fn default() -> Self {
-        Inspector {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
-        }
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Inspector { id: NEXT.fetch_add(1, Ordering::Relaxed) }
     }
 }
 
 impl Inspector {
     pub fn inspect(&self, request: &Request, paranoia: Paranoia, threshold: u32) -> Verdict {
         let mut findings = detect::request_findings(request);
-        for field in &request.fields {
-            if field.value.len() > CACHED_VALUE_BYTES {
-                findings.extend(detect::field_findings(field));
-                continue;
-            }
-            // Hashing borrows: a hit allocates nothing.
-            let hash = self.hasher.hash_one((&field.location, &field.value));
-            let shard = &self.shards[(hash % SHARDS as u64) as usize];
-            let known = {
-                let map = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                map.get(&hash)
-                    .and_then(|bucket| bucket.iter().find(|(f, _)| f == field).map(|(_, found)| found.clone()))
+        REMEMBERED.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let memory = match slot.as_mut() {
+                Some(m) if m.inspector == self.id => m,
+                _ => slot.insert(Remembered {
+                    inspector: self.id,
+                    hasher: std::collections::hash_map::RandomState::new(),
+                    entries: HashMap::new(),
+                }),
             };
-            let found = match known {
-                Some(found) => found,
-                None => {
-                    let found = Arc::new(detect::field_findings(field));
-                    let mut map = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if map.len() >= SHARD_ENTRIES {
-                        map.clear();
-                    }
-                    map.entry(hash).or_default().push((field.clone(), found.clone()));
-                    found
+            for field in &request.fields {
+                if field.value.len() > CACHED_VALUE_BYTES {
+                    findings.extend(detect::field_findings(field));
+                    continue;
                 }
-            };
-            findings.extend(found.iter().filter(|f| f.paranoia <= paranoia).cloned());
-        }
+                // Hashing borrows: a hit allocates nothing.
+                let hash = memory.hasher.hash_one((&field.location, &field.value));
+                let known = memory
+                    .entries
+                    .get(&hash)
+                    .and_then(|bucket| bucket.iter().find(|(f, _)| f == field).map(|(_, found)| found.clone()));
+                let found = match known {
+                    Some(found) => found,
+                    None => {
+                        let found = Arc::new(detect::field_findings(field));
+                        if memory.entries.len() >= ENTRIES {
+                            memory.entries.clear();
+                        }
+                        memory.entries.entry(hash).or_default().push((field.clone(), found.clone()));
+                        found
+                    }
+                };
+                findings.extend(found.iter().filter(|f| f.paranoia <= paranoia).cloned());
+            }
+        });
         verdict(findings, paranoia, threshold)
     }
 }
