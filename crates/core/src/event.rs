@@ -83,6 +83,26 @@ pub enum EventKind {
     ClientBanned,
     /// Requests refused because the store was overloaded.
     LoadShed,
+    /// A hosted payment page (or manual instructions) was opened for an order.
+    PaymentStarted,
+    /// The gateway proved payment and the order was marked paid.
+    PaymentReceived,
+    PaymentFailed,
+    /// The gateway reported an amount or currency other than the order's.
+    PaymentAmountMismatch,
+    /// Money arrived for an order that was already closed.
+    PaymentForClosedOrder,
+    /// A webhook came with a missing, stale or forged signature.
+    WebhookSignatureRejected,
+    /// A signed gateway event named no order the store knows.
+    GatewayEventUnmatched,
+    RefundRequested,
+    RefundCompleted,
+    RefundFailed,
+    /// An order's risk verdict (recorded for every order).
+    OrderRiskAssessed,
+    /// Staff approved or rejected an order held for review.
+    OrderReviewed,
 }
 
 impl EventKind {
@@ -136,6 +156,18 @@ impl EventKind {
             EventKind::RateLimited => "rate_limited",
             EventKind::ClientBanned => "client_banned",
             EventKind::LoadShed => "load_shed",
+            EventKind::PaymentStarted => "payment_started",
+            EventKind::PaymentReceived => "payment_received",
+            EventKind::PaymentFailed => "payment_failed",
+            EventKind::PaymentAmountMismatch => "payment_amount_mismatch",
+            EventKind::PaymentForClosedOrder => "payment_for_closed_order",
+            EventKind::WebhookSignatureRejected => "webhook_signature_rejected",
+            EventKind::GatewayEventUnmatched => "gateway_event_unmatched",
+            EventKind::RefundRequested => "refund_requested",
+            EventKind::RefundCompleted => "refund_completed",
+            EventKind::RefundFailed => "refund_failed",
+            EventKind::OrderRiskAssessed => "order_risk_assessed",
+            EventKind::OrderReviewed => "order_reviewed",
         }
     }
 
@@ -155,13 +187,20 @@ impl EventKind {
             | EventKind::RequestBlocked
             | EventKind::RequestFlagged
             | EventKind::RateLimited
-            | EventKind::LoadShed => Severity::Warning,
+            | EventKind::LoadShed
+            | EventKind::PaymentFailed
+            | EventKind::WebhookSignatureRejected
+            | EventKind::GatewayEventUnmatched
+            | EventKind::RefundRequested
+            | EventKind::RefundFailed => Severity::Warning,
             EventKind::AdminTokenIssued
             | EventKind::LedgerTampered
             | EventKind::LedgerKeyRotated
             | EventKind::AccountLocked
             | EventKind::ClientBanned
-            | EventKind::RoleChanged => Severity::Critical,
+            | EventKind::RoleChanged
+            | EventKind::PaymentAmountMismatch
+            | EventKind::PaymentForClosedOrder => Severity::Critical,
             EventKind::PersonalDataErased | EventKind::LegalHoldChanged | EventKind::PersonalDataExported => {
                 Severity::Warning
             }

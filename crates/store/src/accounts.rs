@@ -262,6 +262,12 @@ impl WriteTx {
             "DELETE FROM passkeys WHERE account_id = $1",
             "DELETE FROM email_tokens WHERE account_id = $1",
             "DELETE FROM webauthn_challenges WHERE account_id = $1",
+            // Card digits and origin hashes of the person's orders.
+            "UPDATE payments SET card_brand = NULL, card_last4 = NULL \
+             WHERE order_id IN (SELECT id FROM orders WHERE customer_id = $1)",
+            "UPDATE order_risk SET ip_hash = NULL, device_hash = NULL \
+             WHERE order_id IN (SELECT id FROM orders WHERE customer_id = $1)",
+            "UPDATE payment_attempts SET ip_hash = NULL, device_hash = NULL, customer_id = NULL WHERE customer_id = $1",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *self.tx).await?;
         }
@@ -297,6 +303,7 @@ impl WriteTx {
         .execute(&mut *self.tx)
         .await?;
         if done.rows_affected() == 1 {
+            self.erase_payment_details(order_id).await?;
             self.append("order_personal_data_erased", vec![order_id.to_owned()], json!({"subject": subject})).await?;
         }
         Ok(done.rows_affected() == 1)

@@ -21,6 +21,10 @@ pub enum StoreError {
     Conflict { constraint: String },
     #[error("a stored {what} is corrupt")]
     Corrupt { what: &'static str },
+    #[error("the refund is more than is left to refund ({available})")]
+    RefundExceedsCaptured { available: i64 },
+    #[error("the order is held for review")]
+    HeldForReview,
     #[error("a change was about to be committed without a ledger entry")]
     Unrecorded,
     #[error("database error")]

@@ -21,6 +21,7 @@ mod keystore;
 pub mod ledger;
 mod orders;
 mod passkeys;
+mod payments;
 pub mod processing;
 mod rate;
 pub mod retention;
@@ -39,6 +40,7 @@ pub use events::StoredEvent;
 pub use keystore::{KeyLookup, KeyStore, StoredKey};
 pub use orders::{CheckoutOutcome, NewOrder, OrderLineView, OrderView, StatusChange};
 pub use passkeys::PasskeyRow;
+pub use payments::{AttemptOrigin, PaymentApplied, PaymentRow, RefundClaim, RefundRow, RiskCounts, RiskRow};
 pub use sessions::{ApiTokenRow, NewApiToken, NewSession, SessionRow};
 pub use tx::WriteTx;
 

@@ -318,6 +318,10 @@ impl WriteTx {
         let status: String = row.try_get("status")?;
         let from = OrderStatus::parse(&status).ok_or(StoreError::Corrupt { what: "order status" })?;
         let effect = from.transition(to)?;
+        // An order held by risk review ships only after staff approve it.
+        if to == OrderStatus::Fulfilled && self.is_held(order_id).await? {
+            return Err(StoreError::HeldForReview);
+        }
         // Conditional on the status we read: a concurrent change makes this
         // match nothing, and the caller sees a conflict instead of a double
         // release of stock. Locks are taken in the order every write uses:
