@@ -38,6 +38,60 @@ pub struct Config {
     /// The firewall, rate limits and load shedding (see docs/configuration.md).
     pub shield: storefort_shield::ShieldConfig,
     pub tls: TlsSection,
+    pub payments: PaymentsSection,
+    /// Order risk scoring (see docs/configuration.md).
+    pub risk: storefort_pay::RiskPolicy,
+}
+
+/// A secret read from the config file or environment: never printed.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(pub String);
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
+    }
+}
+
+/// How the store takes money.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentsSection {
+    /// `stripe` or `manual`; empty: Stripe when a secret key is set, else manual.
+    pub gateway: String,
+    /// Better set as STOREFORT_STRIPE_SECRET_KEY, or kept in a 0600 file.
+    pub stripe_secret_key: SecretString,
+    pub stripe_secret_key_file: String,
+    /// The webhook endpoint's signing secret(s), comma-separated while
+    /// rotating. Better set as STOREFORT_STRIPE_WEBHOOK_SECRET.
+    pub stripe_webhook_secret: SecretString,
+    pub stripe_webhook_secret_file: String,
+    /// Stripe's API; STOREFORT_STRIPE_API_BASE. Must be https except on loopback.
+    pub stripe_api_base: String,
+    /// How old a signed webhook may be, either way.
+    pub webhook_tolerance_seconds: i64,
+    /// Shown to customers paying by bank transfer or on delivery.
+    pub manual_instructions: String,
+    /// Payment pages open this long are checked with the gateway.
+    pub reconcile_after_minutes: u64,
+}
+
+impl Default for PaymentsSection {
+    fn default() -> Self {
+        let demo = storefort_web::payments::PaymentSettings::demo();
+        PaymentsSection {
+            gateway: String::new(),
+            stripe_secret_key: SecretString::default(),
+            stripe_secret_key_file: String::new(),
+            stripe_webhook_secret: SecretString::default(),
+            stripe_webhook_secret_file: String::new(),
+            stripe_api_base: storefort_pay::stripe::DEFAULT_API_BASE.into(),
+            webhook_tolerance_seconds: demo.webhook_tolerance_secs,
+            manual_instructions: demo.manual_instructions,
+            reconcile_after_minutes: 10,
+        }
+    }
 }
 
 /// HTTPS: certificate files for rustls, certificates over ACME, or a
@@ -303,6 +357,8 @@ impl Default for Config {
             ledger: LedgerSection::default(),
             shield: storefort_shield::ShieldConfig::default(),
             tls: TlsSection::default(),
+            payments: PaymentsSection::default(),
+            risk: storefort_pay::RiskPolicy::default(),
         }
     }
 }
@@ -346,8 +402,19 @@ impl Default for JobsSection {
 const NOT_CONFIG: &[&str] =
     &["STOREFORT_LOG", "STOREFORT_SERVER_KEY", "STOREFORT_LEDGER_KEY", "STOREFORT_MASTER_KEY", "STOREFORT_CONFIG"];
 
+/// The names Stripe's own documentation leads people to expect, as aliases
+/// of `payments.*` keys.
+const STRIPE_ENV: &[(&str, &str)] = &[
+    ("STOREFORT_STRIPE_SECRET_KEY", "stripe_secret_key"),
+    ("STOREFORT_STRIPE_WEBHOOK_SECRET", "stripe_webhook_secret"),
+    ("STOREFORT_STRIPE_API_BASE", "stripe_api_base"),
+];
+
 /// Turns `STOREFORT_STORE__CURRENCY` into `["store", "currency"]`.
 fn env_key(name: &str) -> Option<Vec<String>> {
+    if let Some((_, key)) = STRIPE_ENV.iter().find(|(env, _)| *env == name) {
+        return Some(vec!["payments".into(), (*key).into()]);
+    }
     let rest = name.strip_prefix("STOREFORT_")?;
     if NOT_CONFIG.contains(&name) || rest.starts_with("TEST_") {
         return None;
@@ -541,6 +608,7 @@ impl Config {
             privacy,
             outbox_dir: self.outbox_dir(),
             shield: self.shield_settings()?,
+            payments: self.payment_settings()?,
             https: self.tls_files()?.is_some() || self.acme()?.is_some() || self.tls.behind_https_proxy,
             store_name: name,
             currency,
@@ -705,6 +773,64 @@ impl Config {
         }))
     }
 
+    fn payment_settings(&self) -> Result<storefort_web::payments::PaymentSettings> {
+        let p = &self.payments;
+        let secret_key = secret_value("payments.stripe_secret_key", &p.stripe_secret_key, &p.stripe_secret_key_file)?;
+        let webhook =
+            secret_value("payments.stripe_webhook_secret", &p.stripe_webhook_secret, &p.stripe_webhook_secret_file)?;
+        let use_stripe = match p.gateway.as_str() {
+            "" => !secret_key.is_empty(),
+            "stripe" => true,
+            "manual" => false,
+            _ => return Err(key_error("payments.gateway", "must be `stripe` or `manual`")),
+        };
+        let stripe = if use_stripe {
+            // A publishable key (pk_) here would fail every call; say so now.
+            if !(secret_key.starts_with("sk_") || secret_key.starts_with("rk_")) {
+                return Err(key_error(
+                    "payments.stripe_secret_key",
+                    "must be a Stripe secret or restricted key (sk_… or rk_…; set STOREFORT_STRIPE_SECRET_KEY)",
+                ));
+            }
+            check_api_base(&p.stripe_api_base)?;
+            let mut config = storefort_pay::stripe::StripeConfig::new(zeroize::Zeroizing::new(secret_key.to_string()));
+            config.api_base = p.stripe_api_base.trim_end_matches('/').to_owned();
+            Some(config)
+        } else {
+            None
+        };
+        let secrets: Vec<zeroize::Zeroizing<String>> = webhook
+            .split(',')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(|w| zeroize::Zeroizing::new(w.to_owned()))
+            .collect();
+        if secrets.iter().any(|w| !w.starts_with("whsec_")) {
+            return Err(key_error("payments.stripe_webhook_secret", "must be Stripe signing secrets (whsec_…)"));
+        }
+        if stripe.is_some() && secrets.is_empty() {
+            return Err(key_error(
+                "payments.stripe_webhook_secret",
+                "is required with Stripe: orders become paid only on signed events (set STOREFORT_STRIPE_WEBHOOK_SECRET)",
+            ));
+        }
+        if !(1..=3600).contains(&p.webhook_tolerance_seconds) {
+            return Err(key_error("payments.webhook_tolerance_seconds", "must be 1 to 3600"));
+        }
+        if p.reconcile_after_minutes == 0 {
+            return Err(key_error("payments.reconcile_after_minutes", "must be at least 1"));
+        }
+        self.risk.validate().map_err(|e| key_error("risk", e))?;
+        Ok(storefort_web::payments::PaymentSettings {
+            stripe,
+            stripe_webhook_secrets: secrets,
+            webhook_tolerance_secs: p.webhook_tolerance_seconds,
+            manual_instructions: p.manual_instructions.clone(),
+            risk: self.risk.clone(),
+            reconcile_after: Duration::from_secs(p.reconcile_after_minutes * 60),
+        })
+    }
+
     fn shield_settings(&self) -> Result<storefort_shield::ShieldConfig> {
         let s = &self.shield;
         if !(1..=4).contains(&s.paranoia) {
@@ -767,6 +893,33 @@ impl Config {
             email_token_ttl: Duration::from_secs(3600),
             api_token_max_days: a.api_token_max_days,
         })
+    }
+}
+
+/// A secret given inline or in a file (not both), trimmed.
+fn secret_value(key: &str, inline: &SecretString, file: &str) -> Result<zeroize::Zeroizing<String>> {
+    match (inline.0.is_empty(), file.is_empty()) {
+        (_, true) => Ok(zeroize::Zeroizing::new(inline.0.trim().to_owned())),
+        (true, false) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| key_error(&format!("{key}_file"), format!("cannot be read: {e}")))?;
+            Ok(zeroize::Zeroizing::new(text.trim().to_owned()))
+        }
+        (false, false) => Err(key_error(key, "is set both inline and as a file; keep one")),
+    }
+}
+
+/// The gateway's API must be reached over TLS, except a test server on loopback.
+fn check_api_base(base: &str) -> Result<()> {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    let ok = base.starts_with("https://")
+        || loopback
+            .iter()
+            .any(|l| base.strip_prefix(l).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/'])));
+    if ok {
+        Ok(())
+    } else {
+        Err(key_error("payments.stripe_api_base", "must be an https:// URL (http only on loopback)"))
     }
 }
 

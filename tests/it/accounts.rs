@@ -127,7 +127,21 @@ impl<'a> Browser<'a> {
 
     /// Sends a request and keeps any new session cookie and CSRF token.
     pub async fn send(&mut self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
+        self.send_with(method, path, body, &[]).await
+    }
+
+    /// As `send`, with extra headers (an Idempotency-Key, say).
+    pub async fn send_with(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut req = self.app.client.request(method.clone(), self.app.url(path)).header("origin", ORIGIN);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(c) = &self.cookie {
             req = req.header("cookie", format!("__Host-storefort_session={c}"));
         }

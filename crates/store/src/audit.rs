@@ -121,7 +121,19 @@ struct Replay {
     /// Where each of `keys` was introduced.
     key_indexes: Vec<u64>,
     accounts: HashMap<String, AccountState>,
+    payments: HashMap<String, PaymentState>,
     problems: Vec<Problem>,
+}
+
+/// What the ledger says an order's payment row must hold.
+#[derive(Debug, Clone, Default)]
+struct PaymentState {
+    received: i64,
+    /// Refunds the store made and the gateway confirmed.
+    refunded_here: i64,
+    /// The gateway's largest reported running total.
+    refunded_reported: i64,
+    last_index: u64,
 }
 
 impl Replay {
@@ -275,6 +287,34 @@ impl Replay {
                             StockEffect::None => {}
                         }
                     }
+                }
+            }
+            // Payments: the amounts the payment row must hold.
+            "payment_received" | "refund_completed" | "refund_reported" => {
+                let id = e.targets.first().cloned().unwrap_or_default();
+                if !self.orders.contains_key(&id) {
+                    return self.problem(e, format!("records money for order {id}, which no earlier entry placed"));
+                }
+                let p = self.payments.entry(id).or_default();
+                p.last_index = e.index;
+                match e.kind.as_str() {
+                    "payment_received" => p.received = c["amount"].as_i64().unwrap_or(-1),
+                    "refund_completed" => p.refunded_here += c["amount"].as_i64().unwrap_or(0),
+                    _ => p.refunded_reported = p.refunded_reported.max(c["refunded_total"].as_i64().unwrap_or(0)),
+                }
+            }
+            "payment_session_opened"
+            | "payment_session_expired"
+            | "payment_failed"
+            | "payment_card_reported"
+            | "refund_requested"
+            | "refund_failed"
+            | "gateway_event"
+            | "order_risk_assessed"
+            | "order_reviewed" => {
+                let id = e.targets.first().cloned().unwrap_or_default();
+                if !self.orders.contains_key(&id) {
+                    self.problem(e, format!("concerns order {id}, which no earlier entry placed"));
                 }
             }
             // Identity records with no row state to replay: they prove what
@@ -593,6 +633,51 @@ impl Store {
         Ok(report)
     }
 
+    /// Every payment row's received and refunded amounts against the ledger.
+    async fn audit_payments(
+        &self,
+        replay: &Replay,
+        report: &mut AuditReport,
+        kind_at: &(dyn Fn(u64) -> Option<String> + Sync),
+    ) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT order_id, amount_received, amount_refunded FROM payments ORDER BY order_id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut seen = std::collections::HashSet::new();
+        for r in rows {
+            let id: String = r.try_get("order_id")?;
+            seen.insert(id.clone());
+            let received: i64 = r.try_get("amount_received")?;
+            let refunded: i64 = r.try_get("amount_refunded")?;
+            let expected = replay.payments.get(&id).cloned().unwrap_or_default();
+            let expected_refunded = expected.refunded_here.max(expected.refunded_reported);
+            if received != expected.received || refunded != expected_refunded {
+                let index = (expected.last_index > 0).then_some(expected.last_index);
+                report.problems.push(Problem {
+                    index,
+                    kind: index.and_then(kind_at),
+                    what: format!(
+                        "the payment of order {id} shows {received} received and {refunded} refunded, \
+                         but the ledger says {} and {expected_refunded}",
+                        expected.received
+                    ),
+                    row: true,
+                });
+            }
+        }
+        for (id, p) in &replay.payments {
+            if !seen.contains(id) && p.received > 0 {
+                report.problems.push(Problem {
+                    index: Some(p.last_index),
+                    kind: kind_at(p.last_index),
+                    what: format!("the payment of order {id} is in the ledger but was deleted from the database"),
+                    row: true,
+                });
+            }
+        }
+        Ok(())
+    }
+
     async fn audit_rows(
         &self,
         replay: &Replay,
@@ -667,6 +752,7 @@ impl Store {
                 });
             }
         }
+        self.audit_payments(replay, report, kind_at).await?;
         self.audit_accounts(replay, report, kind_at).await?;
         let mut seen_variants = std::collections::HashSet::new();
         let rows = sqlx::query(

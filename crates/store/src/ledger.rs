@@ -177,6 +177,20 @@ impl Store {
         row.as_ref().map(stored_entry).transpose().map_err(StoreError::from)
     }
 
+    /// The latest entry that commits to an order's snapshot (its placement
+    /// or a status change), for receipts. Payment, risk and gateway
+    /// entries also name the order but carry no snapshot.
+    pub async fn latest_order_entry(&self, target: &str) -> Result<Option<StoredEntry>, StoreError> {
+        let row = sqlx::query(
+            "SELECT idx, leaf_hash, mac, kind, entry FROM ledger_entries \
+             WHERE target = $1 AND kind IN ('order_placed', 'order_status_changed') ORDER BY idx DESC LIMIT 1",
+        )
+        .bind(target)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(stored_entry).transpose().map_err(StoreError::from)
+    }
+
     /// Fetches the perfect-subtree hashes a computation needs: level 0 from
     /// the entries, higher levels from `ledger_nodes`. Wanted nodes cluster
     /// (a new checkpoint wants a run of leaves), so each level is one range

@@ -272,6 +272,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Forgets the origin hashes risk scoring no longer needs: attempts
+    /// before `before_ms` go, and orders placed before it keep their
+    /// verdict but lose the hashes. Returns how many rows changed.
+    pub async fn purge_risk_origins(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let writer = self.lock_writer().await;
+        let attempts =
+            sqlx::query("DELETE FROM payment_attempts WHERE at < $1").bind(before_ms).execute(&self.pool).await?;
+        let verdicts = sqlx::query(
+            "UPDATE order_risk SET ip_hash = NULL, device_hash = NULL \
+             WHERE created_at < $1 AND (ip_hash IS NOT NULL OR device_hash IS NOT NULL)",
+        )
+        .bind(before_ms)
+        .execute(&self.pool)
+        .await?;
+        drop(writer);
+        self.durable().await?;
+        Ok(attempts.rows_affected() + verdicts.rows_affected())
+    }
+}
+
 impl WriteTx {
     async fn payment_for_update(&mut self, order_id: &str) -> Result<Option<PaymentRow>, StoreError> {
         // A no-op update first: on PostgreSQL it locks the row, so two
@@ -309,6 +330,7 @@ impl WriteTx {
         session_url: Option<&str>,
         amount: i64,
         currency: &str,
+        holds_until: i64,
         origin: &AttemptOrigin,
     ) -> Result<bool, StoreError> {
         let updated = if attempt == 1 {
@@ -343,6 +365,15 @@ impl WriteTx {
         if updated.rows_affected() == 0 {
             return Ok(false);
         }
+        // The reservation lasts at least as long as the payment page, so a
+        // customer paying on time never pays for a cancelled order.
+        sqlx::query(
+            "UPDATE orders SET expires_at = $1 WHERE id = $2 AND status = 'pending_payment' AND expires_at < $1",
+        )
+        .bind(holds_until)
+        .bind(order_id)
+        .execute(&mut *self.tx)
+        .await?;
         sqlx::query(
             "INSERT INTO payment_attempts (id, order_id, ip_hash, device_hash, customer_id, failed, at) \
              VALUES ($1, $2, $3, $4, $5, 0, $6)",
@@ -358,7 +389,8 @@ impl WriteTx {
         self.append(
             "payment_session_opened",
             vec![order_id.to_owned()],
-            json!({"gateway": gateway, "session": session_id, "attempt": attempt, "amount": amount, "currency": currency}),
+            json!({"gateway": gateway, "session": session_id, "attempt": attempt, "amount": amount, "currency": currency,
+                   "holds_until": holds_until}),
         )
         .await?;
         Ok(true)
@@ -408,8 +440,11 @@ impl WriteTx {
         amount: i64,
         currency: &str,
     ) -> Result<PaymentApplied, StoreError> {
-        let (status, total, order_currency) = self.order_status_and_total(order_id).await?;
+        // The payment row is locked first (payments, then the order, then
+        // its variants, then the ledger head: the order every payment write
+        // takes its locks in), so two proofs for one order apply in turn.
         let payment = self.payment_for_update(order_id).await?;
+        let (status, total, order_currency) = self.order_status_and_total(order_id).await?;
         if payment.is_none() {
             // Paid without a page the store opened (a manual payment, or a
             // session whose record was lost): keep the facts anyway.
@@ -426,13 +461,7 @@ impl WriteTx {
             .await?;
         }
         if amount != total || !currency.eq_ignore_ascii_case(&order_currency) {
-            self.append(
-                "payment_amount_mismatch",
-                vec![order_id.to_owned()],
-                json!({"gateway": gateway, "expected": total, "expected_currency": order_currency,
-                       "reported": amount, "reported_currency": currency}),
-            )
-            .await?;
+            // Recorded by the caller, with the review it triggers.
             return Ok(PaymentApplied::Mismatch { expected: total });
         }
         sqlx::query(
@@ -447,26 +476,19 @@ impl WriteTx {
         .await?;
         match status {
             OrderStatus::PendingPayment => {
+                self.transition_order(order_id, OrderStatus::Paid).await?;
                 self.append(
                     "payment_received",
                     vec![order_id.to_owned()],
                     json!({"gateway": gateway, "payment": payment_intent, "amount": amount, "currency": order_currency}),
                 )
                 .await?;
-                self.transition_order(order_id, OrderStatus::Paid).await?;
                 // Refunds the gateway reported before this proof arrived.
                 self.settle_refunded(order_id).await?;
                 Ok(PaymentApplied::Paid)
             }
-            OrderStatus::Cancelled => {
-                self.append(
-                    "payment_for_closed_order",
-                    vec![order_id.to_owned()],
-                    json!({"gateway": gateway, "payment": payment_intent, "amount": amount, "currency": order_currency}),
-                )
-                .await?;
-                Ok(PaymentApplied::OrderClosed)
-            }
+            // Recorded by the caller, with the review it triggers.
+            OrderStatus::Cancelled => Ok(PaymentApplied::OrderClosed),
             _ => Ok(PaymentApplied::AlreadyPaid),
         }
     }
@@ -535,8 +557,8 @@ impl WriteTx {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        self.append("refund_reported", vec![order_id.to_owned()], json!({"refunded_total": cumulative})).await?;
         self.settle_refunded(order_id).await?;
+        self.append("refund_reported", vec![order_id.to_owned()], json!({"refunded_total": cumulative})).await?;
         Ok(true)
     }
 
@@ -577,8 +599,8 @@ impl WriteTx {
         amount: i64,
         requested_by: &str,
     ) -> Result<RefundClaim, StoreError> {
-        let (status, _, currency) = self.order_status_and_total(order_id).await?;
         let payment = self.payment_for_update(order_id).await?;
+        let (status, _, currency) = self.order_status_and_total(order_id).await?;
         let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE key_hash = $1");
         if let Some(existing) =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key_hash).fetch_optional(&mut *self.tx).await?
@@ -597,13 +619,13 @@ impl WriteTx {
         }
         let payment = payment.ok_or(StoreError::NotFound { what: "payment" })?;
         let in_flight: i64 =
-            sqlx::query("SELECT COALESCE(SUM(amount), 0) AS n FROM refunds WHERE order_id = $1 AND status = 'pending'")
+            sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS n FROM refunds WHERE order_id = $1 AND status = 'pending'")
                 .bind(order_id)
                 .fetch_one(&mut *self.tx)
                 .await?
                 .try_get("n")?;
         let succeeded: i64 = sqlx::query(
-            "SELECT COALESCE(SUM(amount), 0) AS n FROM refunds WHERE order_id = $1 AND status = 'succeeded'",
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS n FROM refunds WHERE order_id = $1 AND status = 'succeeded'",
         )
         .bind(order_id)
         .fetch_one(&mut *self.tx)
@@ -660,6 +682,13 @@ impl WriteTx {
         failure: Option<&str>,
     ) -> Result<bool, StoreError> {
         let status = if succeeded { "succeeded" } else { "failed" };
+        let order_id: String = sqlx::query("SELECT order_id FROM refunds WHERE id = $1")
+            .bind(refund_id)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .ok_or(StoreError::NotFound { what: "refund" })?
+            .try_get("order_id")?;
+        self.payment_for_update(&order_id).await?;
         let done = sqlx::query(
             "UPDATE refunds SET status = $1, gateway_refund_id = $2, failure = $3, updated_at = $4 \
              WHERE id = $5 AND status = 'pending'",
@@ -674,21 +703,14 @@ impl WriteTx {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        let row = sqlx::query("SELECT order_id, amount FROM refunds WHERE id = $1")
+        let amount: i64 = sqlx::query("SELECT amount FROM refunds WHERE id = $1")
             .bind(refund_id)
             .fetch_one(&mut *self.tx)
-            .await?;
-        let order_id: String = row.try_get("order_id")?;
-        let amount: i64 = row.try_get("amount")?;
-        self.append(
-            if succeeded { "refund_completed" } else { "refund_failed" },
-            vec![order_id.clone(), refund_id.to_owned()],
-            json!({"amount": amount, "gateway_refund": gateway_refund_id}),
-        )
-        .await?;
+            .await?
+            .try_get("amount")?;
         if succeeded {
             let total: i64 = sqlx::query(
-                "SELECT COALESCE(SUM(amount), 0) AS n FROM refunds WHERE order_id = $1 AND status = 'succeeded'",
+                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS n FROM refunds WHERE order_id = $1 AND status = 'succeeded'",
             )
             .bind(order_id.clone())
             .fetch_one(&mut *self.tx)
@@ -704,6 +726,12 @@ impl WriteTx {
             .await?;
             self.settle_refunded(&order_id).await?;
         }
+        self.append(
+            if succeeded { "refund_completed" } else { "refund_failed" },
+            vec![order_id.clone(), refund_id.to_owned()],
+            json!({"amount": amount, "gateway_refund": gateway_refund_id}),
+        )
+        .await?;
         Ok(true)
     }
 

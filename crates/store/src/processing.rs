@@ -287,6 +287,53 @@ pub const SCHEMA: &[TableNote] = &[
         keep: Keep::While("the store exists"),
         access: "owners",
     },
+    TableNote {
+        table: "payments",
+        data: "each order's gateway, gateway ids, amounts received and refunded, and the card brand and last four \
+               digits the gateway reported (never a card number)",
+        personal: true,
+        purpose: "taking and refunding payment",
+        legal_basis: CONTRACT,
+        keep: Keep::While("the order exists; the card digits go when the buyer is erased"),
+        access: "staff with order access",
+    },
+    TableNote {
+        table: "gateway_events",
+        data: "ids, types and outcomes of verified payment-gateway events",
+        personal: false,
+        purpose: "applying each gateway event once",
+        legal_basis: "",
+        keep: Keep::While("the store exists"),
+        access: "operators",
+    },
+    TableNote {
+        table: "refunds",
+        data: "refunds asked for: amount, status, gateway id, the staff account that asked",
+        personal: false,
+        purpose: "refunding at most once and never more than was paid",
+        legal_basis: "",
+        keep: Keep::While("the order exists"),
+        access: "staff with order access",
+    },
+    TableNote {
+        table: "order_risk",
+        data: "each order's risk decision, score and reasons; keyed hashes of the client's network and browser \
+               for 30 days",
+        personal: true,
+        purpose: "preventing payment fraud",
+        legal_basis: INTEREST,
+        keep: Keep::While("the order exists; the hashes are cleared after 30 days"),
+        access: "staff with order access",
+    },
+    TableNote {
+        table: "payment_attempts",
+        data: "payment attempts with keyed hashes of the client's network and browser, and whether they failed",
+        personal: true,
+        purpose: "preventing payment fraud (counting attempts and failures)",
+        legal_basis: INTEREST,
+        keep: Keep::While("30 days"),
+        access: "nobody through the store; risk scoring counts them",
+    },
 ];
 
 /// Tables outside the record: the migration tool's own.

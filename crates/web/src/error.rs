@@ -124,6 +124,16 @@ impl From<StoreError> for ApiError {
                 ApiError::unprocessable(code, c.to_string()).field(field)
             }
             StoreError::Transition(t) => ApiError::conflict("invalid_transition", t.to_string()).field("status"),
+            StoreError::RefundExceedsCaptured { available } => ApiError::unprocessable(
+                "refund_exceeds_captured",
+                format!("at most {available} (minor units) is left to refund"),
+            )
+            .field("amount"),
+            StoreError::HeldForReview => ApiError::conflict(
+                "order_held_for_review",
+                "the order is held for risk review; approve it before fulfilling",
+            )
+            .field("status"),
             StoreError::Conflict { .. } => {
                 ApiError::conflict("conflict", "the request conflicts with the current state; retry")
             }

@@ -84,6 +84,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJsonWithBytes<T>
     }
 }
 
+/// The raw body, for signed requests whose signature covers the exact bytes.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state).await.map(RawBody).map_err(body_error)
+    }
+}
+
 /// Query string parameters.
 pub struct ApiQuery<T>(pub T);
 

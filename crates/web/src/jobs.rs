@@ -1,4 +1,5 @@
-//! Scheduled work: releasing the stock of unpaid orders that expired.
+//! Scheduled work: releasing the stock of unpaid orders that expired, and
+//! reconciling payments and refunds with the gateway.
 //!
 //! Safe to run on several instances at once: each cancellation is a
 //! conditional update, so an order is expired exactly once.
@@ -37,6 +38,10 @@ pub async fn expire_orders_once(state: &AppState) -> Result<usize, StoreError> {
 /// How long an Idempotency-Key is remembered (as Stripe does).
 pub const IDEMPOTENCY_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// How long the hashed origins of orders and payment attempts are kept for
+/// risk scoring (its windows are an hour; 30 days covers slow abuse).
+pub const RISK_ORIGIN_RETENTION_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
 /// One sweep of the housekeeping jobs.
 async fn sweep(state: &AppState) {
     match expire_orders_once(state).await {
@@ -48,6 +53,16 @@ async fn sweep(state: &AppState) {
         Ok(0) => {}
         Ok(n) => tracing::info!(removed = n, "forgot old idempotency keys"),
         Err(e) => tracing::warn!(error = %e, "idempotency key purge failed; will retry"),
+    }
+    match state.store().purge_risk_origins(state.now_ms() - RISK_ORIGIN_RETENTION_MS).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(changed = n, "forgot old risk origin hashes"),
+        Err(e) => tracing::warn!(error = %e, "risk origin purge failed; will retry"),
+    }
+    match crate::payments::reconcile_once(state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(changed = n, "reconciled payments and refunds with the gateway"),
+        Err(e) => tracing::warn!(error = ?e, "payment reconciliation failed; will retry"),
     }
     match state.store().purge_expired_credentials(state.now_ms()).await {
         Ok(0) => {}

@@ -115,7 +115,7 @@ impl LedgerSigner {
 
     /// Builds the receipt of an order's latest ledger entry.
     pub async fn receipt(&self, store: &Store, order_id: &str, now_ms: i64) -> Result<Receipt, StoreError> {
-        let entry = store.latest_entry_for(order_id).await?.ok_or(StoreError::NotFound { what: "order" })?;
+        let entry = store.latest_order_entry(order_id).await?.ok_or(StoreError::NotFound { what: "order" })?;
         let index = u64::try_from(entry.idx).map_err(|_| StoreError::Corrupt { what: "ledger index" })?;
         let mut checkpoint = store.latest_checkpoint().await?;
         if checkpoint.as_ref().is_none_or(|c| c.size <= entry.idx) {

@@ -14,6 +14,7 @@ pub mod identity;
 pub mod jobs;
 pub mod ledger;
 pub mod middleware;
+pub mod payments;
 pub mod retention;
 pub mod routes;
 pub mod secrets;
@@ -86,6 +87,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(checkout::checkout))
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::get_receipt))
+        .routes(routes!(routes::payments::start_payment))
+        .routes(routes!(routes::payments::stripe_webhook))
+        .routes(routes!(routes::payments::order_money))
+        .routes(routes!(routes::payments::create_refund))
+        .routes(routes!(routes::payments::review_order))
         .routes(routes!(admin::set_price))
         .routes(routes!(admin::set_stock))
         .routes(routes!(admin::get_order))

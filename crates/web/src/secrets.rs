@@ -94,6 +94,11 @@ impl ServerKey {
         hex::encode(&self.mac("storefort/ip-index/v1", ip)[..16])
     }
 
+    /// A keyed hash of a device cookie, for the risk windows.
+    pub fn device_index(&self, device: &str) -> String {
+        hex::encode(&self.mac("storefort/device-index/v1", device)[..16])
+    }
+
     /// The CSRF token of a session: bound to its secret, so it needs no
     /// storage and dies with the session.
     pub fn csrf_token(&self, session_token: &str) -> String {

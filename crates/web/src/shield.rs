@@ -24,7 +24,16 @@ use storefort_store::Backend;
 
 /// The shield layer for `state`'s store.
 pub fn layer(state: &AppState) -> ShieldLayer {
-    let config = state.settings().shield.clone();
+    let mut config = state.settings().shield.clone();
+    // A gateway webhook's body is the gateway's JSON (full of URLs, ids and
+    // free text), and the handler checks its HMAC signature before reading
+    // a byte of it: inspecting it could only refuse genuine payments.
+    // Limits, shedding and framing checks still apply.
+    config.exclusions.push(storefort_shield::config::Exclusion {
+        path_prefix: "/api/v1/webhooks/stripe".into(),
+        field: None,
+        families: Vec::new(),
+    });
     let shared: Arc<dyn Limiter> = match state.store().backend() {
         // Several instances share one PostgreSQL: their budgets must too.
         Backend::Postgres => Arc::new(DbLimiter { state: state.clone(), calls: AtomicU64::new(0) }),

@@ -39,6 +39,8 @@ pub struct Settings {
     pub shield: storefort_shield::ShieldConfig,
     /// Served over HTTPS (directly or behind a TLS proxy): send HSTS.
     pub https: bool,
+    /// Gateways, webhook secrets and order risk scoring.
+    pub payments: crate::payments::PaymentSettings,
 }
 
 impl Settings {
@@ -72,6 +74,7 @@ impl Settings {
             outbox_dir: "./storefort-data/outbox".into(),
             shield: storefort_shield::ShieldConfig::default(),
             https: false,
+            payments: crate::payments::PaymentSettings::demo(),
         }
     }
 }
@@ -91,6 +94,7 @@ struct Inner {
     mailer: Mailer,
     passkeys: Option<Passkeys>,
     vault: Arc<Vault>,
+    gateways: crate::payments::Gateways,
 }
 
 impl AppState {
@@ -125,6 +129,13 @@ impl AppState {
                 None
             }
         };
+        let gateways = crate::payments::Gateways::from_settings(&settings.payments).unwrap_or_else(|e| {
+            // Building a reqwest client only fails without a TLS backend,
+            // which this binary always has; fall back to manual payment.
+            tracing::error!(error = %e, "the payment gateway is unavailable; taking manual payment");
+            let manual = crate::payments::PaymentSettings { stripe: None, ..settings.payments.clone() };
+            crate::payments::Gateways::from_settings(&manual).unwrap_or_else(|_| unreachable!())
+        });
         AppState(Arc::new(Inner {
             store,
             settings,
@@ -136,12 +147,18 @@ impl AppState {
             mailer,
             passkeys,
             vault,
+            gateways,
         }))
     }
 
     /// Password hashing, off the async workers.
     pub fn hashing(&self) -> &HashingPool {
         &self.0.hashing
+    }
+
+    /// The payment gateways.
+    pub fn gateways(&self) -> &crate::payments::Gateways {
+        &self.0.gateways
     }
 
     /// Keys for personal data.

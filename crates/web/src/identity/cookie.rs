@@ -40,12 +40,17 @@ pub fn set(headers: &mut HeaderMap, value: HeaderValue) {
 /// The session token the request carries, if any. With several cookies of
 /// the name, none is trusted.
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    named(headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie `cookie_name`; with several of the name, none.
+fn named(headers: &HeaderMap, cookie_name: &str) -> Option<String> {
     let mut found = None;
     for header in headers.get_all(COOKIE) {
         let Ok(text) = header.to_str() else { continue };
         for pair in text.split(';') {
             if let Some((name, value)) = pair.trim().split_once('=')
-                && name == SESSION_COOKIE
+                && name == cookie_name
             {
                 if found.is_some() {
                     return None;

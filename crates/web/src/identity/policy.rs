@@ -18,6 +18,9 @@ pub fn required(method: &Method, route: &str) -> Option<Permission> {
         ("GET", "/api/v1/carts/{id}") => Public,
         ("DELETE", "/api/v1/carts/{id}/lines/{variant_id}") => Public,
         ("GET", "/api/v1/orders/{id}" | "/api/v1/orders/{id}/receipt") => Public,
+        ("POST", "/api/v1/orders/{id}/payment") => Public,
+        // The gateway, authenticated by its signature in the handler.
+        ("POST", "/api/v1/webhooks/stripe") => Public,
         ("GET", "/api/v1/openapi.json" | "/.well-known/storefort/ledger-key" | "/healthz" | "/readyz") => Public,
         // Consent choices (a visitor's or an account's) and consented analytics.
         ("GET" | "PUT", "/api/v1/consent") => Public,
@@ -53,6 +56,9 @@ pub fn required(method: &Method, route: &str) -> Option<Permission> {
         ("PUT", "/api/v1/admin/variants/{id}/stock") => EditCatalog,
         ("GET", "/api/v1/admin/orders/{id}") => ReadOrders,
         ("POST", "/api/v1/admin/orders/{id}/status") => ManageOrders,
+        ("GET", "/api/v1/admin/orders/{id}/payment") => ReadOrders,
+        ("POST", "/api/v1/admin/orders/{id}/refunds") => Refund,
+        ("POST", "/api/v1/admin/orders/{id}/review") => ManageOrders,
         ("GET", "/api/v1/admin/events") => ReadSecurityEvents,
         ("GET" | "POST", "/api/v1/admin/staff") => ManageStaff,
         ("PUT", "/api/v1/admin/staff/{id}/role") => ManageStaff,

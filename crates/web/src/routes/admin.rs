@@ -201,7 +201,9 @@ pub async fn get_order(
 
 /// Change an order's status along the state machine:
 /// pending_payment → paid → fulfilled, pending_payment → cancelled,
-/// paid/fulfilled → refunded.
+/// paid/fulfilled → refunded. `paid` records a manual payment of the full
+/// total (refused when a gateway takes payment: its proof marks orders
+/// paid); `refunded` refunds what is left through the order's gateway.
 #[utoipa::path(post, path = "/admin/orders/{id}/status", tag = "admin",
     params(("id" = String, Path, description = "Order id")),
     request_body = SetStatus, security(("session" = []), ("api_token" = [])),
@@ -222,16 +224,44 @@ pub async fn set_order_status(
     if !is_uuid(&id) {
         return Err(ApiError::not_found("order"));
     }
-    if body.status == OrderStatus::Refunded {
-        // Money leaves the store: a refund needs its own permission and a
-        // fresh second factor.
-        if !storefort_auth::allows(principal.role, storefort_auth::Permission::Refund) {
-            return Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", "your account may not refund"));
+    match body.status {
+        OrderStatus::Refunded => {
+            // Money leaves the store: a refund needs its own permission and
+            // a fresh second factor, and goes through the gateway.
+            if !storefort_auth::allows(principal.role, storefort_auth::Permission::Refund) {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "your account may not refund",
+                ));
+            }
+            principal.require_step_up(&state)?;
+            refund_everything(&state, &id, principal.actor(), req.as_deref()).await?;
         }
-        principal.require_step_up(&state)?;
+        // Paid means money arrived: through the gateway's proof, or, for
+        // manual payment, recorded here by staff.
+        OrderStatus::Paid => {
+            crate::payments::record_manual_payment(&state, &id, principal.actor(), req.as_deref()).await?
+        }
+        other => change_order_status(&state, &id, other, principal.actor(), req.as_deref()).await?,
     }
-    change_order_status(&state, &id, body.status, principal.actor(), req.as_deref()).await?;
     Ok(Json(order_out(&state, state.store().order(&id).await?).await?))
+}
+
+/// Refunds what is left of an order's payment, as one refund: asking
+/// twice refunds once.
+async fn refund_everything(state: &AppState, id: &str, actor: Actor, request_id: Option<&str>) -> Result<(), ApiError> {
+    let order = state.store().order(id).await?;
+    // The state machine speaks first, so an unpaid order gets the same
+    // answer as before payments existed.
+    order.status.transition(OrderStatus::Refunded).map_err(StoreError::from)?;
+    let payment = state.store().payment(id).await?.ok_or(ApiError::not_found("payment"))?;
+    let left = payment.amount_received - payment.amount_refunded;
+    if left <= 0 {
+        return Err(StoreError::Conflict { constraint: "nothing_to_refund".into() }.into());
+    }
+    crate::payments::refund(state, id, left, "status:refunded", actor, request_id).await?;
+    Ok(())
 }
 
 /// The one way an order's status changes, for staff and for jobs.

@@ -8,8 +8,9 @@
 use super::orders::{OrderOut, order_out};
 use crate::error::ApiError;
 use crate::extract::ApiJsonWithBytes;
-use crate::identity::Principal;
+use crate::identity::{ClientIp, Principal};
 use crate::middleware::ReqId;
+use crate::payments;
 use crate::secrets::is_token_shaped;
 use crate::state::AppState;
 use axum::Json;
@@ -19,6 +20,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use storefort_auth::AccountRole;
 use storefort_core::{Actor, Address, AddressInput, Email, EventKind, PricingError, SecurityEvent, compute_totals};
+use storefort_pay::risk::History;
+use storefort_pay::{Decision, RiskInput, RiskVerdict};
+use storefort_store::AttemptOrigin;
 use storefort_store::{CheckoutOutcome, NewOrder, StoreError, WriteTx, hash_secret};
 use utoipa::ToSchema;
 
@@ -126,6 +130,47 @@ async fn seal_personal(state: &AppState, v: &Validated, customer: Option<&str>) 
     Ok(SealedPersonal { email, shipping_address, customer_id, data_subject })
 }
 
+/// What risk scoring knows before the order is priced.
+struct RiskContext {
+    origin: AttemptOrigin,
+    history: History,
+    counts: storefort_store::RiskCounts,
+    account_age_hours: Option<i64>,
+}
+
+async fn risk_context(state: &AppState, origin: AttemptOrigin) -> Result<RiskContext, ApiError> {
+    let policy = &state.settings().payments.risk;
+    let now = state.now_ms();
+    let since = now - i64::from(policy.window_minutes) * 60_000;
+    let totals = state.store().paid_order_totals(state.settings().currency.code(), 1_000).await?;
+    let counts = state.store().risk_counts(&origin, since).await?;
+    let account_age_hours = match &origin.customer_id {
+        Some(id) => state.store().account(id).await?.map(|a| (now - a.created_at) / 3_600_000),
+        None => None,
+    };
+    Ok(RiskContext { origin, history: History::of(totals), counts, account_age_hours })
+}
+
+/// Scores the order about to be placed.
+fn assess(state: &AppState, ctx: &RiskContext, v: &Validated, total: i64) -> RiskVerdict {
+    let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    let input = RiskInput {
+        total,
+        history: ctx.history,
+        orders_from_ip: count(ctx.counts.orders_from_ip),
+        orders_from_device: count(ctx.counts.orders_from_device),
+        payment_attempts_from_ip: count(ctx.counts.attempts_from_ip),
+        failed_payments: count(ctx.counts.failed_payments),
+        account_age_hours: ctx.account_age_hours,
+        email_domain: v.email.as_str().rsplit_once('@').map(|(_, d)| d.to_owned()).unwrap_or_default(),
+        // The store asks for no billing address; the country goods ship to
+        // stands in for it.
+        billing_country: Some(v.address.country.to_string()),
+        ip_country: None,
+    };
+    state.settings().payments.risk.assess(&input)
+}
+
 /// Everything checkout does inside its transaction.
 async fn place_order(
     state: &AppState,
@@ -133,7 +178,8 @@ async fn place_order(
     v: &Validated,
     order_id: &str,
     sealed: &SealedPersonal,
-) -> Result<(NewOrder, i64), ApiError> {
+    risk: &RiskContext,
+) -> Result<(NewOrder, i64, RiskVerdict), ApiError> {
     tx.close_cart(&v.cart_hash).await.map_err(|e| match e {
         StoreError::NotFound { .. } => ApiError::not_found("cart").field("cart_id"),
         other => other.into(),
@@ -158,7 +204,14 @@ async fn place_order(
         expires_at: tx.now_ms().saturating_add(expiry),
     };
     let number = tx.insert_order(&order).await?;
-    Ok((order, number))
+    let verdict = assess(state, risk, v, order.totals.total.amount);
+    let reasons = serde_json::to_string(&verdict.reasons).map_err(|e| ApiError::internal(&e))?;
+    tx.insert_order_risk(order_id, verdict.decision.as_str(), i64::from(verdict.score), &reasons, &risk.origin).await?;
+    if verdict.decision == Decision::Block {
+        // Recorded, then refused: the stock goes straight back on sale.
+        tx.transition_order(order_id, storefort_core::OrderStatus::Cancelled).await?;
+    }
+    Ok((order, number, verdict))
 }
 
 /// Place an order from a cart.
@@ -170,6 +223,7 @@ async fn place_order(
         (status = 201, description = "The order was placed (or an idempotent retry)", body = CheckoutResponse),
         (status = 400, description = "Malformed JSON or header", body = crate::error::ErrorBody),
         (status = 404, description = "No such cart", body = crate::error::ErrorBody),
+        (status = 403, description = "The order was declined by risk checks (`order_declined`)", body = crate::error::ErrorBody),
         (status = 409, description = "Out of stock, or the cart was already checked out", body = crate::error::ErrorBody),
         (status = 422, description = "Invalid input, or the key was used with another body", body = crate::error::ErrorBody),
     ))]
@@ -178,17 +232,21 @@ pub async fn checkout(
     headers: HeaderMap,
     req: ReqId,
     principal: Option<Principal>,
+    ClientIp(ip): ClientIp,
     ApiJsonWithBytes(body, raw): ApiJsonWithBytes<CheckoutRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let v = validate(&body)?;
+    let device = payments::device_key(&headers, &ip);
+    let customer_id = principal.as_ref().filter(|p| p.role == AccountRole::Customer).map(|p| p.account_id.clone());
+    let origin = payments::origin(&state, &ip, device.as_deref(), customer_id.as_deref());
+    let risk = risk_context(&state, origin).await?;
     let order_id = uuid::Uuid::now_v7().to_string();
     // The order's data key is stored (durably, in the key store) before the
     // order exists, so no acknowledged order is ever encrypted under a key a
     // crash could lose. A retry that turns out to be a replay leaves an
     // unused key behind, which holds nothing.
-    let customer = principal.filter(|p| p.role == AccountRole::Customer).map(|p| p.account_id);
-    let sealed = seal_personal(&state, &v, customer.as_deref()).await?;
+    let sealed = seal_personal(&state, &v, customer_id.as_deref()).await?;
     let mut tx = state.store().begin_write(state.now_ms(), "guest", req.as_deref()).await?;
     if let Some(key) = &key {
         let claim =
@@ -212,8 +270,17 @@ pub async fn checkout(
             }
         }
     }
-    match place_order(&state, &mut tx, &v, &order_id, &sealed).await {
-        Ok((order, number)) => {
+    match place_order(&state, &mut tx, &v, &order_id, &sealed, &risk).await {
+        Ok((order, number, verdict)) => {
+            let rules: Vec<&str> = verdict.reasons.iter().map(|r| r.rule()).collect();
+            tx.record(
+                SecurityEvent::new(EventKind::OrderRiskAssessed, Actor::System)
+                    .target(order_id.clone())
+                    .request(req.as_deref())
+                    .with("decision", verdict.decision.as_str())
+                    .with("score", i64::from(verdict.score))
+                    .with("rules", rules.join(",")),
+            );
             let event = SecurityEvent::new(EventKind::OrderPlaced, Actor::Guest)
                 .target(order_id.clone())
                 .request(req.as_deref())
@@ -222,6 +289,15 @@ pub async fn checkout(
                 .with("currency", order.currency.clone())
                 .with("lines", order.lines.len() as i64);
             tx.commit(event).await?;
+            if verdict.decision == Decision::Block {
+                // The reasons stay with staff: telling them to a fraudster
+                // teaches them what to change.
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "order_declined",
+                    "the store could not accept this order; please contact the store",
+                ));
+            }
             respond(&state, &order_id, false).await
         }
         Err(e) => {

@@ -11,6 +11,7 @@ pub mod export_page;
 pub mod health;
 pub mod orders;
 pub mod passkeys;
+pub mod payments;
 pub mod privacy;
 pub mod privacy_page;
 pub mod staff;

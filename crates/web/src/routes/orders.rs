@@ -102,7 +102,12 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Checks the order access token before anything else is looked up, so a
 /// wrong token learns nothing about whether the order exists.
-async fn authorize_order(state: &AppState, id: &str, headers: &HeaderMap, req: &ReqId) -> Result<(), ApiError> {
+pub(crate) async fn authorize_order(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    req: &ReqId,
+) -> Result<(), ApiError> {
     let ok = is_uuid(id) && bearer(headers).is_some_and(|t| state.key().verify_order_access_token(id, t));
     if ok {
         return Ok(());
