@@ -39,6 +39,7 @@ pub struct Config {
     pub shield: storefort_shield::ShieldConfig,
     pub tls: TlsSection,
     pub payments: PaymentsSection,
+    pub webhooks: WebhooksSection,
     /// Order risk scoring (see docs/configuration.md).
     pub risk: storefort_pay::RiskPolicy,
 }
@@ -51,6 +52,23 @@ pub struct SecretString(pub String);
 impl std::fmt::Debug for SecretString {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_empty() { "\"\"" } else { "[redacted]" })
+    }
+}
+
+/// Outgoing webhooks to integrations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksSection {
+    /// Allow endpoints on private, loopback and link-local addresses (and
+    /// plain http there), for an integration inside your own network.
+    pub allow_private_targets: bool,
+    /// Per delivery attempt.
+    pub timeout_seconds: u64,
+}
+
+impl Default for WebhooksSection {
+    fn default() -> Self {
+        WebhooksSection { allow_private_targets: false, timeout_seconds: 10 }
     }
 }
 
@@ -358,6 +376,7 @@ impl Default for Config {
             shield: storefort_shield::ShieldConfig::default(),
             tls: TlsSection::default(),
             payments: PaymentsSection::default(),
+            webhooks: WebhooksSection::default(),
             risk: storefort_pay::RiskPolicy::default(),
         }
     }
@@ -609,6 +628,7 @@ impl Config {
             outbox_dir: self.outbox_dir(),
             shield: self.shield_settings()?,
             payments: self.payment_settings()?,
+            webhooks: self.webhook_settings()?,
             https: self.tls_files()?.is_some() || self.acme()?.is_some() || self.tls.behind_https_proxy,
             store_name: name,
             currency,
@@ -771,6 +791,18 @@ impl Config {
             dir: self.data_dir.join("acme"),
             renew_after: std::time::Duration::from_secs(t.acme_renew_days * 86_400),
         }))
+    }
+
+    fn webhook_settings(&self) -> Result<storefort_web::webhooks::WebhookSettings> {
+        let w = &self.webhooks;
+        if !(1..=60).contains(&w.timeout_seconds) {
+            return Err(key_error("webhooks.timeout_seconds", "must be 1 to 60"));
+        }
+        Ok(storefort_web::webhooks::WebhookSettings {
+            allow_private_targets: w.allow_private_targets,
+            timeout: Duration::from_secs(w.timeout_seconds),
+            ..storefort_web::webhooks::WebhookSettings::default()
+        })
     }
 
     fn payment_settings(&self) -> Result<storefort_web::payments::PaymentSettings> {

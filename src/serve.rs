@@ -185,6 +185,7 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
         Duration::from_secs(cfg.jobs.expiry_interval_seconds),
         stop_rx.clone(),
     ));
+    let webhooks = tokio::spawn(storefort_web::webhooks::run(state.clone(), Duration::from_secs(2), stop_rx.clone()));
     let audits = tokio::spawn(ledger::run_full_audits(
         store.clone(),
         mac_key,
@@ -226,6 +227,7 @@ pub async fn serve(cfg: Config, demo_data: bool) -> Result<()> {
         Err(_) => tracing::warn!("requests still running after 30 s; stopping anyway"),
     }
     let _ = expiry.await;
+    let _ = webhooks.await;
     let _ = checkpoints.await;
     let _ = audits.await;
     store.close().await;

@@ -21,3 +21,4 @@ mod proxy;
 mod shield;
 mod support;
 mod tls;
+mod webhooks;

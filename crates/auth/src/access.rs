@@ -42,6 +42,8 @@ pub enum Permission {
     ErasePersonalData,
     /// Sending the newsletter (to those who consented).
     SendNewsletter,
+    /// Registering endpoints that receive order events.
+    ManageWebhooks,
 }
 
 impl AccountRole {
@@ -71,7 +73,7 @@ impl AccountRole {
 
 impl Permission {
     /// Every permission, for exhaustive tests and scope parsing.
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 15] = [
         Permission::Public,
         Permission::SignedIn,
         Permission::OwnAccount,
@@ -86,6 +88,7 @@ impl Permission {
         Permission::ManageApiTokens,
         Permission::ErasePersonalData,
         Permission::SendNewsletter,
+        Permission::ManageWebhooks,
     ];
 
     /// Stable snake_case name, as API token scopes spell it.
@@ -105,6 +108,7 @@ impl Permission {
             Permission::ManageApiTokens => "manage_api_tokens",
             Permission::ErasePersonalData => "erase_personal_data",
             Permission::SendNewsletter => "send_newsletter",
+            Permission::ManageWebhooks => "manage_webhooks",
         }
     }
 
@@ -117,7 +121,11 @@ impl Permission {
     pub fn grantable_to_tokens(self) -> bool {
         !matches!(
             self,
-            Permission::Public | Permission::SignedIn | Permission::ManageStaff | Permission::ManageApiTokens
+            Permission::Public
+                | Permission::SignedIn
+                | Permission::ManageStaff
+                | Permission::ManageApiTokens
+                | Permission::ManageWebhooks
         )
     }
 }
@@ -130,7 +138,9 @@ pub fn allows(role: AccountRole, permission: Permission) -> bool {
         Public | SignedIn | OwnAccount => true,
         ReadOrders => matches!(role, Owner | Admin | Staff | Support),
         ManageOrders | EditCatalog | ChangePrices | SendNewsletter => matches!(role, Owner | Admin | Staff),
-        Refund | ExportData | ReadSecurityEvents | ManageApiTokens | ErasePersonalData => matches!(role, Owner | Admin),
+        Refund | ExportData | ReadSecurityEvents | ManageApiTokens | ErasePersonalData | ManageWebhooks => {
+            matches!(role, Owner | Admin)
+        }
         ManageStaff => matches!(role, Owner),
     }
 }
@@ -143,7 +153,7 @@ mod tests {
 
     #[test]
     fn the_policy_table() {
-        let table: [(Permission, [bool; 5]); 14] = [
+        let table: [(Permission, [bool; 5]); 15] = [
             //                    owner  admin  staff  support customer
             (Public, [true, true, true, true, true]),
             (SignedIn, [true, true, true, true, true]),
@@ -159,6 +169,7 @@ mod tests {
             (ManageStaff, [true, false, false, false, false]),
             (ErasePersonalData, [true, true, false, false, false]),
             (SendNewsletter, [true, true, true, false, false]),
+            (ManageWebhooks, [true, true, false, false, false]),
         ];
         for (permission, expected) in table {
             for (role, want) in AccountRole::ALL.into_iter().zip(expected) {

@@ -103,6 +103,10 @@ pub enum EventKind {
     OrderRiskAssessed,
     /// Staff approved or rejected an order held for review.
     OrderReviewed,
+    /// An outgoing webhook endpoint was registered or disabled.
+    WebhookEndpointChanged,
+    /// An outgoing webhook gave up after its last attempt.
+    WebhookDeliveryFailed,
 }
 
 impl EventKind {
@@ -168,6 +172,8 @@ impl EventKind {
             EventKind::RefundFailed => "refund_failed",
             EventKind::OrderRiskAssessed => "order_risk_assessed",
             EventKind::OrderReviewed => "order_reviewed",
+            EventKind::WebhookEndpointChanged => "webhook_endpoint_changed",
+            EventKind::WebhookDeliveryFailed => "webhook_delivery_failed",
         }
     }
 
@@ -192,7 +198,9 @@ impl EventKind {
             | EventKind::WebhookSignatureRejected
             | EventKind::GatewayEventUnmatched
             | EventKind::RefundRequested
-            | EventKind::RefundFailed => Severity::Warning,
+            | EventKind::RefundFailed
+            | EventKind::WebhookEndpointChanged
+            | EventKind::WebhookDeliveryFailed => Severity::Warning,
             EventKind::AdminTokenIssued
             | EventKind::LedgerTampered
             | EventKind::LedgerKeyRotated

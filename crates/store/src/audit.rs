@@ -344,7 +344,9 @@ impl Replay {
             | "consent_granted"
             | "consent_withdrawn"
             | "newsletter_sent"
-            | "retention_applied" => {}
+            | "retention_applied"
+            | "webhook_endpoint_created"
+            | "webhook_endpoint_disabled" => {}
             other => {
                 let other = other.to_owned();
                 self.problem(e, format!("unknown entry kind {other}"));

@@ -29,6 +29,7 @@ mod sessions;
 mod settings;
 mod throttle;
 mod tx;
+mod webhooks;
 
 pub use accounts::{AccountRow, NewAccount, TotpRow, credential_commitment};
 pub use carts::{CartLineView, CartView};
@@ -43,6 +44,7 @@ pub use passkeys::PasskeyRow;
 pub use payments::{AttemptOrigin, PaymentApplied, PaymentRow, RefundClaim, RefundRow, RiskCounts, RiskRow};
 pub use sessions::{ApiTokenRow, NewApiToken, NewSession, SessionRow};
 pub use tx::WriteTx;
+pub use webhooks::{AttemptOutcome, DeliveryRow, EndpointRow, WEBHOOK_EVENTS};
 
 /// SHA-256 of a secret, hex encoded: how secrets are looked up at rest.
 pub fn hash_secret(secret: &str) -> String {

@@ -304,6 +304,12 @@ impl WriteTx {
             .execute(&mut *self.tx)
             .await?;
         }
+        self.enqueue_webhook(
+            "order.created",
+            json!({"order": {"id": order.id, "number": number, "status": "pending_payment",
+                             "total": order.totals.total.amount, "currency": order.currency}}),
+        )
+        .await?;
         Ok(number)
     }
 
@@ -384,6 +390,19 @@ impl WriteTx {
             .bind(order_id)
             .execute(&mut *self.tx)
             .await?;
+        let totals = sqlx::query("SELECT number, total, currency FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let number: i64 = totals.try_get("number")?;
+        let total: i64 = totals.try_get("total")?;
+        let currency: String = totals.try_get("currency")?;
+        self.enqueue_webhook(
+            &format!("order.{}", to.as_str()),
+            json!({"order": {"id": order_id, "number": number, "status": to.as_str(), "total": total,
+                             "currency": currency, "previous_status": from.as_str()}}),
+        )
+        .await?;
         Ok(StatusChange { from, to })
     }
 }

@@ -725,6 +725,17 @@ impl WriteTx {
             .execute(&mut *self.tx)
             .await?;
             self.settle_refunded(&order_id).await?;
+            let currency: String = sqlx::query("SELECT currency FROM refunds WHERE id = $1")
+                .bind(refund_id)
+                .fetch_one(&mut *self.tx)
+                .await?
+                .try_get("currency")?;
+            self.enqueue_webhook(
+                "refund.succeeded",
+                json!({"refund": {"id": refund_id, "order_id": order_id, "amount": amount, "currency": currency},
+                       "order": {"id": order_id}}),
+            )
+            .await?;
         }
         self.append(
             if succeeded { "refund_completed" } else { "refund_failed" },

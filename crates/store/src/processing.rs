@@ -334,6 +334,25 @@ pub const SCHEMA: &[TableNote] = &[
         keep: Keep::While("30 days"),
         access: "nobody through the store; risk scoring counts them",
     },
+    TableNote {
+        table: "webhook_endpoints",
+        data: "integration endpoints: URL, subscribed event types, sealed signing secret",
+        personal: false,
+        purpose: "telling the store's own integrations about orders",
+        legal_basis: "",
+        keep: Keep::While("the endpoint is registered"),
+        access: "owners and admins",
+    },
+    TableNote {
+        table: "webhook_deliveries",
+        data: "each event sent to an endpoint (order and refund ids, numbers and amounts; no personal data) and \
+               how its delivery went",
+        personal: false,
+        purpose: "delivering each event until acknowledged, and the delivery log",
+        legal_basis: "",
+        keep: Keep::While("30 days after delivery or failure"),
+        access: "owners and admins",
+    },
 ];
 
 /// Tables outside the record: the migration tool's own.

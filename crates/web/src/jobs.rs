@@ -59,6 +59,11 @@ async fn sweep(state: &AppState) {
         Ok(n) => tracing::info!(changed = n, "forgot old risk origin hashes"),
         Err(e) => tracing::warn!(error = %e, "risk origin purge failed; will retry"),
     }
+    match state.store().purge_webhook_deliveries(state.now_ms() - RISK_ORIGIN_RETENTION_MS).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "forgot old webhook deliveries"),
+        Err(e) => tracing::warn!(error = %e, "webhook delivery purge failed; will retry"),
+    }
     match crate::payments::reconcile_once(state).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(changed = n, "reconciled payments and refunds with the gateway"),

@@ -21,6 +21,7 @@ pub mod secrets;
 pub mod shield;
 pub mod state;
 pub mod vault;
+pub mod webhooks;
 pub mod witness;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -92,6 +93,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::payments::order_money))
         .routes(routes!(routes::payments::create_refund))
         .routes(routes!(routes::payments::review_order))
+        .routes(routes!(routes::webhooks::create_endpoint, routes::webhooks::list_endpoints))
+        .routes(routes!(routes::webhooks::disable_endpoint))
+        .routes(routes!(routes::webhooks::list_deliveries))
         .routes(routes!(admin::set_price))
         .routes(routes!(admin::set_stock))
         .routes(routes!(admin::get_order))

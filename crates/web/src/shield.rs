@@ -34,6 +34,15 @@ pub fn layer(state: &AppState) -> ShieldLayer {
         field: None,
         families: Vec::new(),
     });
+    // A webhook endpoint's URL is a URL by design; the store checks it
+    // itself (https, no private or metadata addresses, resolved at every
+    // delivery), so remote-file-inclusion and SSRF rules would only refuse
+    // the integrations an admin registers. Everything else is inspected.
+    config.exclusions.push(storefort_shield::config::Exclusion {
+        path_prefix: "/api/v1/admin/webhooks".into(),
+        field: Some("body:url".into()),
+        families: vec![931, 934],
+    });
     let shared: Arc<dyn Limiter> = match state.store().backend() {
         // Several instances share one PostgreSQL: their budgets must too.
         Backend::Postgres => Arc::new(DbLimiter { state: state.clone(), calls: AtomicU64::new(0) }),

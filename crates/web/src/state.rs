@@ -41,6 +41,8 @@ pub struct Settings {
     pub https: bool,
     /// Gateways, webhook secrets and order risk scoring.
     pub payments: crate::payments::PaymentSettings,
+    /// Outgoing webhooks to integrations.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl Settings {
@@ -75,6 +77,7 @@ impl Settings {
             shield: storefort_shield::ShieldConfig::default(),
             https: false,
             payments: crate::payments::PaymentSettings::demo(),
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod payments;
 pub mod privacy;
 pub mod privacy_page;
 pub mod staff;
+pub mod webhooks;
 
 use crate::error::ApiError;
 use storefort_core::{Currency, Money};
