@@ -272,9 +272,12 @@ fn first_word(s: &str) -> &str {
 
 /// Whether `word` (maybe `/usr/bin/perl`, `python3.10`) names a command.
 fn is_command(word: &str) -> bool {
+    // A set, not the list: this runs for every word after every separator.
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
+    let commands = SET.get_or_init(|| COMMANDS.iter().copied().collect());
     let base = word.rsplit(['/', '\\']).next().unwrap_or(word);
     let trimmed = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    (!base.is_empty() && COMMANDS.contains(&base)) || (!trimmed.is_empty() && COMMANDS.contains(&trimmed))
+    (!base.is_empty() && commands.contains(base)) || (!trimmed.is_empty() && commands.contains(trimmed))
 }
 
 /// A command right after a separator (`;`, `|`, `&`, `&&`, `||`, a line

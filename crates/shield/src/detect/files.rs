@@ -9,6 +9,8 @@ use crate::score::{Finding, Severity, fragment};
 
 /// Files and directories whose very name in a request means someone is
 /// looking for secrets or system files. Matched in decoded, folded values.
+static SENSITIVE_PATH_WORDS: super::Needles = super::Needles::new(SENSITIVE_PATHS);
+
 const SENSITIVE_PATHS: &[&str] = &[
     "etc/passwd",
     "etc/shadow",
@@ -114,7 +116,7 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
             out.push(finding("lfi-traversal", 1, Severity::Critical, v, &v.folded));
         }
         let folded = hex_notation(&v.folded);
-        if let Some(hit) = SENSITIVE_PATHS.iter().find(|p| folded.contains(*p)) {
+        if let Some(hit) = SENSITIVE_PATH_WORDS.first_in(&folded) {
             out.push(finding("lfi-system-file", 1, Severity::Critical, v, hit));
         } else if !matches!(v.field.location, Location::Path) && names_backup_file(&folded) {
             out.push(finding("lfi-backup-file", 1, Severity::Critical, v, &folded));

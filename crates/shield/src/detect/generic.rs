@@ -26,6 +26,8 @@ const DESERIALIZATION_MARKERS: &[&str] = &["_$$nd_func$$_", "__js_function"];
 
 /// Node.js and JavaScript code that a value has no reason to hold. Each is
 /// specific enough alone; bare `process.` or `console.` are not.
+static JS_CODE_WORDS: super::Needles = super::Needles::new(JS_CODE);
+
 const JS_CODE: &[&str] = &[
     "eval(string.fromcharcode",
     "newfunction(",
@@ -289,7 +291,7 @@ fn check_text(v: &Value<'_>, s: &str, out: &mut Vec<Finding>) -> bool {
         prototype_pollution(s).then(|| ("prototype-pollution", s.to_owned()))
     } else if let Some(m) = DESERIALIZATION_MARKERS.iter().find(|m| compact.contains(*m)) {
         Some(("node-deserialization", (*m).to_owned()))
-    } else if let Some(m) = JS_CODE.iter().find(|m| compact.contains(*m)) {
+    } else if let Some(m) = JS_CODE_WORDS.first_in(&compact) {
         Some(("node-code", (*m).to_owned()))
     } else if console_call(&compact) || function_literal(&compact) || flight_prototype_walk(&compact) {
         Some(("node-code", compact.clone()))

@@ -63,6 +63,10 @@ const GADGETS: &[&str] = &[
     "scriptenginemanager",
 ];
 
+static PACKAGE_WORDS: super::Needles = super::Needles::new(PACKAGES);
+static GADGET_WORDS: super::Needles = super::Needles::new(GADGETS);
+static JNDI_WORDS: super::Needles = super::Needles::new(JNDI);
+
 /// JNDI protocols a Log4Shell-style lookup reaches out with.
 const JNDI: &[&str] = &[
     "jndi:ldap",
@@ -126,18 +130,16 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
             continue;
         }
         let folded = &v.folded;
-        if let Some(p) = PACKAGES.iter().find(|p| {
-            folded.match_indices(*p).any(|(at, _)| {
-                // A name, not a word in prose: the package starts a token.
-                let before = folded[..at].chars().next_back();
-                let after = folded[at + p.len()..].chars().next();
-                let name_follows = if p.ends_with('.') {
-                    after.is_some_and(|c| c.is_ascii_alphabetic())
-                } else {
-                    after.is_none_or(|c| !c.is_ascii_alphanumeric())
-                };
-                before.is_none_or(|c| !c.is_ascii_alphanumeric()) && name_follows
-            })
+        if let Some(p) = PACKAGE_WORDS.first_where(folded, |p, at| {
+            // A name, not a word in prose: the package starts a token.
+            let before = folded[..at].chars().next_back();
+            let after = folded[at + p.len()..].chars().next();
+            let name_follows = if p.ends_with('.') {
+                after.is_some_and(|c| c.is_ascii_alphabetic())
+            } else {
+                after.is_none_or(|c| !c.is_ascii_alphanumeric())
+            };
+            before.is_none_or(|c| !c.is_ascii_alphanumeric()) && name_follows
         }) {
             out.push(finding("java-class-name", v, p));
         } else if let Some(raw) = v.forms.last().filter(|f| f.contains("java.")) {
@@ -146,11 +148,12 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
                 out.push(finding("java-class-name", v, "java."));
             }
         }
-        if let Some(g) = GADGETS.iter().find(|g| folded.contains(*g)) {
+        if let Some(g) = GADGET_WORDS.first_in(folded) {
             out.push(finding("java-gadget", v, g));
         }
-        let unnested = log4j_unnest(folded);
-        if let Some(j) = JNDI.iter().find(|j| unnested.contains(*j)) {
+        // Lookups need `${`; without one there is nothing to unnest.
+        let unnested = if folded.contains("${") { log4j_unnest(folded) } else { folded.clone() };
+        if let Some(j) = JNDI_WORDS.first_in(&unnested) {
             out.push(finding("java-jndi-lookup", v, j));
         }
         if folded.contains("rO0AB".to_ascii_lowercase().as_str()) && v.forms.iter().any(|f| f.contains("rO0AB"))

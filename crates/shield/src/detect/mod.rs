@@ -16,6 +16,55 @@ mod xss;
 use crate::normalize;
 use crate::request::{Field, Location, Request};
 use crate::score::Finding;
+use aho_corasick::{AhoCorasick, MatchKind};
+use std::sync::OnceLock;
+
+/// A fixed word list, searched in one pass (Aho-Corasick) rather than with
+/// one `contains` per word: the lists run to hundreds of words and every
+/// value is searched for all of them. Answers are the same as walking the
+/// list in order: the first word of the list that occurs.
+pub(crate) struct Needles {
+    words: &'static [&'static str],
+    automaton: OnceLock<AhoCorasick>,
+}
+
+impl Needles {
+    pub(crate) const fn new(words: &'static [&'static str]) -> Self {
+        Needles { words, automaton: OnceLock::new() }
+    }
+
+    fn automaton(&self) -> &AhoCorasick {
+        self.automaton.get_or_init(|| {
+            // Standard semantics allow overlapping search, which finds
+            // every word wherever it occurs.
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(self.words)
+                .expect("a fixed word list always builds")
+        })
+    }
+
+    /// The first word of the list (in list order) that occurs in `hay`.
+    pub(crate) fn first_in(&'static self, hay: &str) -> Option<&'static str> {
+        self.first_where(hay, |_, _| true)
+    }
+
+    /// True when any word occurs in `hay`.
+    pub(crate) fn any_in(&self, hay: &str) -> bool {
+        self.automaton().is_match(hay)
+    }
+
+    /// The first word of the list with an occurrence (word, start) that
+    /// `keep` accepts.
+    pub(crate) fn first_where(&'static self, hay: &str, keep: impl Fn(&str, usize) -> bool) -> Option<&'static str> {
+        self.automaton()
+            .find_overlapping_iter(hay)
+            .filter(|m| keep(self.words[m.pattern().as_usize()], m.start()))
+            .map(|m| m.pattern().as_usize())
+            .min()
+            .map(|i| self.words[i])
+    }
+}
 
 /// A value with the forms a backend might see it in.
 pub struct Value<'a> {

@@ -188,13 +188,30 @@ fn php_uncomment(s: &str) -> String {
 /// `name` called: the name (as a whole word, or glued to a prefix such as
 /// `FOOcall_user_func`), then only spaces or comments, then `(`.
 fn calls(text: &str, name: &str) -> bool {
-    text.match_indices(name).any(|(at, _)| {
-        let after = php_uncomment(&text[at + name.len()..]);
-        let glued_ok =
-            name.len() > 6 || text[..at].chars().next_back().is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_');
-        glued_ok && after.trim_start().starts_with('(')
-    })
+    text.match_indices(name).any(|(at, _)| call_at(text, name, at))
 }
+
+/// Whether `name`, found at `at` in `text`, is called there.
+fn call_at(text: &str, name: &str, at: usize) -> bool {
+    let after = php_uncomment(&text[at + name.len()..]);
+    let glued_ok =
+        name.len() > 6 || text[..at].chars().next_back().is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_');
+    glued_ok && after.trim_start().starts_with('(')
+}
+
+/// The first function of `FUNCTIONS` (in list order) that `text` calls.
+fn first_call(text: &str) -> Option<&'static str> {
+    // No call without a bracket: most values end here.
+    if !text.contains('(') {
+        return None;
+    }
+    FUNCTION_WORDS.first_where(text, |name, at| call_at(text, name, at))
+}
+
+static FUNCTION_WORDS: super::Needles = super::Needles::new(FUNCTIONS);
+static SUPERGLOBAL_WORDS: super::Needles = super::Needles::new(SUPERGLOBALS);
+static DISTINCTIVE_WORDS: super::Needles = super::Needles::new(DISTINCTIVE);
+static WRAPPER_WORDS: super::Needles = super::Needles::new(WRAPPERS);
 
 /// The index of the bracket closing the one at `open`.
 fn matching_close(b: &[char], open: usize) -> Option<usize> {
@@ -354,7 +371,9 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
         if matches!(v.field.location, Location::Path) {
             // Only a function call is meaningful in a path (`/get/substr()`).
             let path = v.folded.as_str();
-            if let Some(f) = FUNCTIONS.iter().chain(["substr", "strrev", "implode"].iter()).find(|f| calls(path, f)) {
+            if let Some(f) =
+                first_call(path).or_else(|| ["substr", "strrev", "implode"].into_iter().find(|f| calls(path, f)))
+            {
                 out.push(finding("php-function-call", v, f));
             }
             continue;
@@ -363,7 +382,7 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
         if php_tag(s) {
             out.push(finding("php-open-tag", v, "<?"));
         }
-        if let Some(g) = SUPERGLOBALS.iter().find(|g| s.contains(*g)) {
+        if let Some(g) = SUPERGLOBAL_WORDS.first_in(s) {
             out.push(finding("php-superglobal", v, g));
         }
         if let Some(at) = s.find('$').filter(|at| s[at + 1..].trim_start().starts_with('{')) {
@@ -371,9 +390,9 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
         }
         // Line breaks matter to `//` comments: look at the unfolded text.
         let lines = v.forms.last().map(|f| f.to_lowercase()).unwrap_or_default();
-        if let Some(f) = FUNCTIONS.iter().find(|f| calls(&lines, f)) {
+        if let Some(f) = first_call(&lines) {
             out.push(finding("php-function-call", v, f));
-        } else if let Some(f) = DISTINCTIVE.iter().find(|f| lines.contains(*f)) {
+        } else if let Some(f) = DISTINCTIVE_WORDS.first_in(&lines) {
             out.push(finding("php-function-name", v, f));
         }
         if variable_call(&php_uncomment(&lines)) {
@@ -381,7 +400,7 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
         } else if expression_call(s) {
             out.push(finding("php-expression-call", v, s));
         }
-        if let Some(w) = WRAPPERS.iter().find(|w| s.contains(*w)) {
+        if let Some(w) = WRAPPER_WORDS.first_in(s) {
             out.push(finding("php-stream-wrapper", v, w));
         } else if dotted_wrapper(s) {
             out.push(finding("php-stream-wrapper", v, s));

@@ -191,6 +191,8 @@ const DDL_CLAUSES: &[&str] =
     &["add", "change", "modify", "column", "constraint", "primary", "foreign", "references", "engine", "charset"];
 
 /// Catalogs an attacker reads to map the database.
+static CATALOG_WORDS: super::Needles = super::Needles::new(CATALOGS);
+
 const CATALOGS: &[&str] = &[
     "information_schema",
     "pg_catalog",
@@ -527,7 +529,7 @@ fn structure(t: &[Tok], raw: &str) -> Option<&'static str> {
     if ["unionselect", "union(select", "union+select", "unionall"].iter().any(|p| raw.contains(p)) {
         return Some("union-select");
     }
-    CATALOGS.iter().any(|c| raw.contains(c)).then_some("catalog")
+    CATALOG_WORDS.any_in(raw).then_some("catalog")
 }
 
 pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {

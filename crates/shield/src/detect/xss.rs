@@ -56,6 +56,11 @@ const ACTIVE_ATTRIBUTES: &[&str] = &["formaction", "srcdoc", "implementation", "
 /// Globals through which `x["alert"]` reaches any function by name.
 const GLOBALS: &[&str] = &["self[", "window[", "top[", "parent[", "this[", "globalthis[", "document[", "frames["];
 
+static JS_CALL_WORDS: super::Needles = super::Needles::new(JS_CALLS);
+static GLOBAL_WORDS: super::Needles = super::Needles::new(GLOBALS);
+static JS_SINK_WORDS: super::Needles = super::Needles::new(JS_SINKS);
+static SCRIPT_SCHEME_WORDS: super::Needles = super::Needles::new(SCRIPT_SCHEMES);
+
 /// Where page script gets at data or runs code.
 const JS_SINKS: &[&str] = &[
     "document.cookie",
@@ -197,13 +202,16 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
         if squeezed.contains("data:,") && squeezed.contains('<') {
             out.push(finding("xss-data-url", v, &squeezed));
         }
-        if GLOBALS.iter().any(|g| squeezed.contains(&format!("{g}\"")) || squeezed.contains(&format!("{g}'"))) {
+        if GLOBAL_WORDS
+            .first_where(&squeezed, |g, at| matches!(squeezed.as_bytes().get(at + g.len()), Some(b'"' | b'\'')))
+            .is_some()
+        {
             out.push(finding("xss-global-lookup", v, &squeezed));
         }
         if squeezed.contains("newfunction(") {
             out.push(finding("xss-code-call", v, "new Function("));
         }
-        if let Some(scheme) = SCRIPT_SCHEMES.iter().find(|p| squeezed.contains(*p)) {
+        if let Some(scheme) = SCRIPT_SCHEME_WORDS.first_in(&squeezed) {
             out.push(finding("xss-script-url", v, scheme));
         }
         if ["expression(", "-moz-binding", "@import", "behavior:", "url(javascript"]
@@ -213,16 +221,14 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
             out.push(finding("xss-css", v, &squeezed));
         }
         let unquoted = squeezed.replace(['"', '\''], "").replace("[", ".").replace("]", "");
-        if let Some(sink) = JS_SINKS.iter().find(|p| unquoted.contains(*p)) {
+        if let Some(sink) = JS_SINK_WORDS.first_in(&unquoted) {
             out.push(finding("xss-dom-sink", v, sink));
         }
-        let code_call = JS_CALLS.iter().find(|f| {
-            squeezed.match_indices(*f).any(|(at, _)| {
-                let before = squeezed[..at].chars().next_back();
-                let after = &squeezed[at + f.len()..];
-                before.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_')
-                    && (after.starts_with('(') || after.starts_with('`'))
-            })
+        let code_call = JS_CALL_WORDS.first_where(&squeezed, |f, at| {
+            let before = squeezed[..at].chars().next_back();
+            let after = &squeezed[at + f.len()..];
+            before.is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_')
+                && (after.starts_with('(') || after.starts_with('`'))
         });
         if let Some(f) = code_call {
             out.push(finding("xss-code-call", v, f));
