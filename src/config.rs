@@ -1008,6 +1008,42 @@ mod tests {
     }
 
     #[test]
+    fn stripe_comes_from_its_documented_variables_and_is_checked() {
+        let stripe = [
+            ("STOREFORT_STRIPE_SECRET_KEY", "sk_test_abc"),
+            ("STOREFORT_STRIPE_WEBHOOK_SECRET", "whsec_one, whsec_two"),
+            ("STOREFORT_STRIPE_API_BASE", "http://127.0.0.1:12111/"),
+        ];
+        let settings = load_str("", &stripe).expect("loads").settings().expect("valid");
+        let p = &settings.payments;
+        let config = p.stripe.as_ref().expect("stripe chosen by its key");
+        assert_eq!((config.secret_key.as_str(), config.api_base.as_str()), ("sk_test_abc", "http://127.0.0.1:12111"));
+        assert_eq!(p.stripe_webhook_secrets.len(), 2);
+        assert!(!format!("{:?}", load_str("", &stripe).expect("loads")).contains("sk_test_abc"), "secrets never print");
+        assert!(!format!("{p:?}").contains("whsec_one"));
+        // No key: manual payment, and no webhook needed.
+        assert!(load_str("", &[]).expect("loads").settings().expect("valid").payments.stripe.is_none());
+        let refused = [
+            (vec![("STOREFORT_STRIPE_SECRET_KEY", "pk_live_publishable")], "payments.stripe_secret_key"),
+            (vec![("STOREFORT_STRIPE_SECRET_KEY", "sk_live_x")], "payments.stripe_webhook_secret"),
+            (
+                vec![
+                    ("STOREFORT_STRIPE_SECRET_KEY", "sk_live_x"),
+                    ("STOREFORT_STRIPE_WEBHOOK_SECRET", "whsec_x"),
+                    ("STOREFORT_STRIPE_API_BASE", "http://api.stripe.evil"),
+                ],
+                "payments.stripe_api_base",
+            ),
+            (vec![("STOREFORT_PAYMENTS__GATEWAY", "paypal")], "payments.gateway"),
+            (vec![("STOREFORT_RISK__BLOCK_SCORE", "10")], "risk"),
+        ];
+        for (env, key) in refused {
+            let e = load_str("", &env).expect("loads").settings().expect_err("refused");
+            assert!(e.to_string().contains(key), "{e}");
+        }
+    }
+
+    #[test]
     fn env_overrides_file_and_flags_override_env() {
         let c = load_str(
             "[store]\norder_expiry_minutes = 10\n",

@@ -66,7 +66,7 @@ fn validate(body: &CheckoutRequest) -> Result<Validated, ApiError> {
 }
 
 /// The Idempotency-Key header: 1 to 255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(raw) = headers.get("idempotency-key") else {
         return Ok(None);
     };

@@ -153,6 +153,15 @@ pub struct RiskOut {
     pub review: Option<String>,
 }
 
+fn risk_out(r: storefort_store::RiskRow) -> RiskOut {
+    RiskOut {
+        decision: r.decision,
+        score: r.score,
+        reasons: serde_json::from_str(&r.reasons).unwrap_or_default(),
+        review: r.review,
+    }
+}
+
 /// Payment, refunds and risk of one order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderMoneyOut {
@@ -192,12 +201,7 @@ pub async fn order_money(
         gateway_payment_id: p.payment_intent,
     });
     let refunds = state.store().refunds_of(&id).await?.into_iter().map(refund_out).collect();
-    let risk = state.store().order_risk(&id).await?.map(|r| RiskOut {
-        decision: r.decision,
-        score: r.score,
-        reasons: serde_json::from_str(&r.reasons).unwrap_or_default(),
-        review: r.review,
-    });
+    let risk = state.store().order_risk(&id).await?.map(risk_out);
     Ok(Json(OrderMoneyOut { payment, refunds, risk }))
 }
 
@@ -212,18 +216,13 @@ pub struct NewRefund {
 
 /// The Idempotency-Key header, required for refunds.
 fn required_key(headers: &HeaderMap) -> Result<String, ApiError> {
-    headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "idempotency_key_required",
-                "a refund needs an Idempotency-Key header (1 to 255 visible ASCII characters)",
-            )
-            .field("Idempotency-Key")
-        })
+    super::checkout::idempotency_key(headers)?.ok_or_else(|| {
+        ApiError::bad_request(
+            "idempotency_key_required",
+            "a refund needs an Idempotency-Key header (1 to 255 visible ASCII characters)",
+        )
+        .field("Idempotency-Key")
+    })
 }
 
 /// Refund part or all of a paid order through its gateway. Needs the
@@ -322,10 +321,5 @@ pub async fn review_order(
         .with("review", if approve { "approved" } else { "rejected" });
     tx.commit(event).await?;
     let r = state.store().order_risk(&id).await?.ok_or(ApiError::not_found("risk verdict"))?;
-    Ok(Json(RiskOut {
-        decision: r.decision,
-        score: r.score,
-        reasons: serde_json::from_str(&r.reasons).unwrap_or_default(),
-        review: r.review,
-    }))
+    Ok(Json(risk_out(r)))
 }
