@@ -585,3 +585,42 @@ async fn signals_that_add_up_decline_the_order_and_release_its_stock() {
         assert!(rules.contains(rule), "{rules}");
     }
 }
+
+#[tokio::test]
+async fn declined_cards_count_against_the_next_order_from_the_same_address() {
+    let (app, stripe) = stripe_shop().await;
+    let (id, token, _) = place(&app, 1_000, 1).await;
+    let session = open_page(&app, &id, &token).await;
+    for code in ["insufficient_funds", "stolen_card", "do_not_honor"] {
+        let r = deliver(&app, &stripe.decline(&session, code)).await;
+        assert_eq!((r.status, outcome(&r)), (200, "payment_failed"), "{}", r.body);
+    }
+    let money = money_of(&app, &id).await;
+    assert_eq!(money["payment"]["failures"], 3);
+    assert_eq!(status_of(&app, &id).await, "pending_payment", "a declined card leaves the order payable");
+    // The next order from this address is held for review with the reason.
+    let (next, _, _) = place(&app, 1_000, 1).await;
+    let money = money_of(&app, &next).await;
+    assert_eq!(money["risk"]["decision"], "review", "{money}");
+    assert!(rules(&money).contains(&"many_failed_payments".to_owned()), "{money}");
+}
+
+#[tokio::test]
+async fn erasing_a_guest_order_forgets_its_card_digits() {
+    let (app, stripe) = stripe_shop().await;
+    let (id, _) = paid_order(&app, &stripe, 1_500).await;
+    let pi = money_of(&app, &id).await["payment"]["gateway_payment_id"].as_str().expect("pi").to_owned();
+    let card = stripe.event("charge.succeeded", stripe.charge_of(&pi));
+    assert_eq!(outcome(&deliver(&app, &card).await), "card_reported");
+    assert_eq!(money_of(&app, &id).await["payment"]["card_last4"], "4444");
+    let mut owner = app.owner_browser().await;
+    let r = owner.post(&format!("/api/v1/admin/orders/{id}/erase-personal-data"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let money = money_of(&app, &id).await;
+    assert_eq!(
+        (money["payment"]["card_brand"].clone(), money["payment"]["card_last4"].clone()),
+        (Value::Null, Value::Null)
+    );
+    // The money facts stay: what was received is not personal data.
+    assert!(money["payment"]["amount_received"].as_i64().expect("amount") > 0);
+}

@@ -513,11 +513,16 @@ impl WriteTx {
             .bind(order_id)
             .execute(&mut *self.tx)
             .await?;
-        // The failure is counted against the origin of the latest attempt.
+        // Each failure counts as an attempt of its own that failed, from the
+        // origin of the page it happened on: three declined cards on one
+        // page are three failures.
         sqlx::query(
-            "UPDATE payment_attempts SET failed = 1 WHERE id = (SELECT id FROM payment_attempts \
-             WHERE order_id = $1 AND failed = 0 ORDER BY at DESC, id DESC LIMIT 1)",
+            "INSERT INTO payment_attempts (id, order_id, ip_hash, device_hash, customer_id, failed, at) \
+             SELECT $1, order_id, ip_hash, device_hash, customer_id, 1, $2 FROM payment_attempts \
+             WHERE order_id = $3 ORDER BY at DESC, id DESC LIMIT 1",
         )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(self.now_ms)
         .bind(order_id)
         .execute(&mut *self.tx)
         .await?;
