@@ -62,7 +62,9 @@ impl PaymentSettings {
             stripe: None,
             stripe_webhook_secrets: Vec::new(),
             webhook_tolerance_secs: storefort_pay::signature::DEFAULT_TOLERANCE_SECS,
-            manual_instructions: "Pay by bank transfer; the store sends its bank details by email.".into(),
+            // Honest until the owner writes their own: the store knows no
+            // bank details to promise.
+            manual_instructions: "Please contact the store for its bank details.".into(),
             risk: RiskPolicy::default(),
             reconcile_after: Duration::from_secs(10 * 60),
         }
