@@ -624,3 +624,33 @@ async fn erasing_a_guest_order_forgets_its_card_digits() {
     // The money facts stay: what was received is not personal data.
     assert!(money["payment"]["amount_received"].as_i64().expect("amount") > 0);
 }
+
+#[tokio::test]
+async fn money_for_an_order_already_cancelled_is_recorded_and_held_for_a_refund() {
+    let (app, stripe) = stripe_shop().await;
+    let (id, token, total) = place(&app, 1_000, 1).await;
+    let session = open_page(&app, &id, &token).await;
+    let r = app
+        .admin(Method::POST, &format!("/api/v1/admin/orders/{id}/status"), Some(json!({"status": "cancelled"})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The customer paid on the page anyway.
+    let events = stripe.pay(&session, "visa", "4242");
+    let r = deliver(&app, &events[1]).await;
+    assert_eq!((r.status, outcome(&r)), (200, "paid_after_close"), "{}", r.body);
+    assert_eq!(status_of(&app, &id).await, "cancelled", "a cancelled order is not revived");
+    let money = money_of(&app, &id).await;
+    assert_eq!(money["payment"]["amount_received"], total, "the money is on the record");
+    assert_eq!((money["risk"]["review"].as_str(), money["risk"]["decision"].as_str()), (Some("held"), Some("review")));
+    assert!(event_kinds(&app).await.contains(&"payment_for_closed_order".to_owned()));
+    // Staff give it back; the order stays cancelled.
+    let mut owner = app.owner_browser().await;
+    let path = format!("/api/v1/admin/orders/{id}/refunds");
+    let r = owner.send_with(Method::POST, &path, Some(json!({"amount": total})), &[("idempotency-key", "back")]).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (201, Some("succeeded")), "{}", r.body);
+    assert_eq!(stripe.refund_count(), 1);
+    assert_eq!(status_of(&app, &id).await, "cancelled");
+    assert_eq!(money_of(&app, &id).await["payment"]["amount_refunded"], total);
+    let report = crate::ledger::audit(&app).await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}

@@ -616,7 +616,12 @@ impl WriteTx {
             }
             return Ok(RefundClaim::Existing(existing));
         }
-        if !matches!(status, OrderStatus::Paid | OrderStatus::Fulfilled) {
+        // A cancelled order can still hold money (paid on a page left open
+        // after it was cancelled): that money must be able to go back.
+        let took_money = payment.as_ref().is_some_and(|p| p.amount_received > 0);
+        let refundable = matches!(status, OrderStatus::Paid | OrderStatus::Fulfilled)
+            || (status == OrderStatus::Cancelled && took_money);
+        if !refundable {
             return Err(StoreError::Transition(storefort_core::TransitionError {
                 from: status,
                 to: OrderStatus::Refunded,
