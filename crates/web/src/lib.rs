@@ -17,6 +17,7 @@ pub mod middleware;
 pub mod payments;
 pub mod retention;
 pub mod routes;
+pub mod sampler;
 pub mod secrets;
 pub mod shield;
 pub mod state;

@@ -8,12 +8,10 @@ use crate::state::AppState;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use storefort_core::{Actor, EventKind, SecurityEvent};
@@ -49,7 +47,7 @@ pub fn layer(state: &AppState) -> ShieldLayer {
         // SQLite means one process; memory is exact and free.
         Backend::Sqlite => Arc::new(MemoryLimiter::default()),
     };
-    let observer = Arc::new(EventObserver { state: state.clone(), recent: Mutex::new(HashMap::new()) });
+    let observer = Arc::new(EventObserver { state: state.clone() });
     let cookies = vec![crate::identity::cookie::SESSION_COOKIE.to_owned()];
     ShieldLayer::new(ShieldState::new(config, shared, observer, Arc::new(ApiResponder), cookies))
 }
@@ -87,27 +85,14 @@ impl Responder for ApiResponder {
 }
 
 /// Observations become security events: at most one per client and kind a
-/// minute (a flood must not become a flood of writes), bans always.
+/// minute (the state's [`crate::sampler::EventSampler`]), bans always.
 struct EventObserver {
     state: AppState,
-    recent: Mutex<HashMap<(IpAddr, &'static str), i64>>,
 }
-
-const EVENT_EVERY_MS: i64 = 60_000;
 
 impl EventObserver {
     fn first_in_a_while(&self, client: IpAddr, kind: EventKind, now: i64) -> bool {
-        let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if recent.len() > 10_000 {
-            recent.retain(|_, at| now - *at < EVENT_EVERY_MS);
-        }
-        match recent.get(&(client, kind.as_str())) {
-            Some(at) if now - at < EVENT_EVERY_MS => false,
-            _ => {
-                recent.insert((client, kind.as_str()), now);
-                true
-            }
-        }
+        self.state.event_sampler().first_in_a_while(client, kind, now)
     }
 }
 

@@ -98,6 +98,7 @@ struct Inner {
     passkeys: Option<Passkeys>,
     vault: Arc<Vault>,
     gateways: crate::payments::Gateways,
+    event_sampler: crate::sampler::EventSampler,
 }
 
 impl AppState {
@@ -151,12 +152,18 @@ impl AppState {
             passkeys,
             vault,
             gateways,
+            event_sampler: crate::sampler::EventSampler::default(),
         }))
     }
 
     /// Password hashing, off the async workers.
     pub fn hashing(&self) -> &HashingPool {
         &self.0.hashing
+    }
+
+    /// Shared by everything that records refusals, so floods stay cheap.
+    pub fn event_sampler(&self) -> &crate::sampler::EventSampler {
+        &self.0.event_sampler
     }
 
     /// The payment gateways.

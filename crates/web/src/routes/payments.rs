@@ -78,14 +78,18 @@ pub async fn stripe_webhook(
     let header = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
     let now_secs = state.now_ms() / 1000;
     if let Err(e) = signature::verify(&body, header, &secrets, now_secs, settings.webhook_tolerance_secs) {
-        // Someone is posting payment events that are not from the gateway.
-        let event = SecurityEvent::new(EventKind::WebhookSignatureRejected, Actor::Anonymous)
-            .request(req.as_deref())
-            .with("gateway", "stripe")
-            .with("reason", e.code())
-            .with("client_ip", ip);
-        if let Err(err) = state.store().record_event(&event, state.now_ms()).await {
-            tracing::warn!(error = %err, "could not record security event");
+        // Someone is posting payment events that are not from the gateway:
+        // recorded once a minute per client, so a flood costs no writes.
+        let client = ip.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        if state.event_sampler().first_in_a_while(client, EventKind::WebhookSignatureRejected, state.now_ms()) {
+            let event = SecurityEvent::new(EventKind::WebhookSignatureRejected, Actor::Anonymous)
+                .request(req.as_deref())
+                .with("gateway", "stripe")
+                .with("reason", e.code())
+                .with("client_ip", ip);
+            if let Err(err) = state.store().record_event(&event, state.now_ms()).await {
+                tracing::warn!(error = %err, "could not record security event");
+            }
         }
         return Err(ApiError::bad_request(e.code(), e.to_string()).field("Stripe-Signature"));
     }
