@@ -139,6 +139,21 @@ impl Store {
             .map_err(|e| StoreError::Database(sqlx::Error::Migrate(Box::new(e))))
     }
 
+    /// Housekeeping outside the ledger (forgetting what retention says to
+    /// forget): runs each statement, which binds the cut-off as `$1`,
+    /// under SQLite's writer slot, and returns once it is on disk. Returns
+    /// how many rows changed in all.
+    pub(crate) async fn purge_before(&self, statements: &[&'static str], before_ms: i64) -> Result<u64, StoreError> {
+        let writer = self.lock_writer().await;
+        let mut changed = 0;
+        for &sql in statements {
+            changed += sqlx::query(sql).bind(before_ms).execute(&self.pool).await?.rows_affected();
+        }
+        drop(writer);
+        self.durable().await?;
+        Ok(changed)
+    }
+
     /// Returns once every commit made before the call is on disk. PostgreSQL
     /// already flushes (and group-commits) inside COMMIT.
     pub(crate) async fn durable(&self) -> Result<(), StoreError> {

@@ -500,13 +500,6 @@ impl Store {
     /// Forgets idempotency keys created before `before_ms`; a retry after
     /// that long is a new request. Returns how many were removed.
     pub async fn purge_idempotency_keys(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let writer = self.lock_writer().await;
-        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await?;
-        drop(writer);
-        self.durable().await?;
-        Ok(done.rows_affected())
+        self.purge_before(&["DELETE FROM idempotency_keys WHERE created_at < $1"], before_ms).await
     }
 }

@@ -277,19 +277,15 @@ impl Store {
     /// before `before_ms` go, and orders placed before it keep their
     /// verdict but lose the hashes. Returns how many rows changed.
     pub async fn purge_risk_origins(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let writer = self.lock_writer().await;
-        let attempts =
-            sqlx::query("DELETE FROM payment_attempts WHERE at < $1").bind(before_ms).execute(&self.pool).await?;
-        let verdicts = sqlx::query(
-            "UPDATE order_risk SET ip_hash = NULL, device_hash = NULL \
-             WHERE created_at < $1 AND (ip_hash IS NOT NULL OR device_hash IS NOT NULL)",
+        self.purge_before(
+            &[
+                "DELETE FROM payment_attempts WHERE at < $1",
+                "UPDATE order_risk SET ip_hash = NULL, device_hash = NULL \
+                 WHERE created_at < $1 AND (ip_hash IS NOT NULL OR device_hash IS NOT NULL)",
+            ],
+            before_ms,
         )
-        .bind(before_ms)
-        .execute(&self.pool)
-        .await?;
-        drop(writer);
-        self.durable().await?;
-        Ok(attempts.rows_affected() + verdicts.rows_affected())
+        .await
     }
 }
 

@@ -235,14 +235,8 @@ impl Store {
 
     /// Forgets finished deliveries created before `before_ms`.
     pub async fn purge_webhook_deliveries(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let writer = self.lock_writer().await;
-        let done = sqlx::query("DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1")
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await?;
-        drop(writer);
-        self.durable().await?;
-        Ok(done.rows_affected())
+        self.purge_before(&["DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1"], before_ms)
+            .await
     }
 
     /// Records one attempt's outcome.
