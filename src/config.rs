@@ -853,12 +853,21 @@ impl Config {
             return Err(key_error("payments.reconcile_after_minutes", "must be at least 1"));
         }
         self.risk.validate().map_err(|e| key_error("risk", e))?;
+        // A configured database that cannot be read stops the start: the
+        // owner asked for the country rule and would not notice it missing.
+        let geoip = match self.risk.geoip_database.trim() {
+            "" => None,
+            path => Some(std::sync::Arc::new(
+                storefort_pay::CountryDb::open(Path::new(path)).map_err(|e| key_error("risk.geoip_database", e))?,
+            )),
+        };
         Ok(storefort_web::payments::PaymentSettings {
             stripe,
             stripe_webhook_secrets: secrets,
             webhook_tolerance_secs: p.webhook_tolerance_seconds,
             manual_instructions: p.manual_instructions.clone(),
             risk: self.risk.clone(),
+            geoip,
             reconcile_after: Duration::from_secs(p.reconcile_after_minutes * 60),
         })
     }
@@ -1040,6 +1049,30 @@ mod tests {
         for (env, key) in refused {
             let e = load_str("", &env).expect("loads").settings().expect_err("refused");
             assert!(e.to_string().contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_geoip_database_is_loaded_at_start_and_a_bad_one_stops_the_start() {
+        use mmdb_writer::{Value, Writer};
+        let dir = tempfile::tempdir().expect("dir");
+        let good = dir.path().join("GeoLite2-Country.mmdb");
+        let mut w = Writer::new("GeoLite2-Country");
+        let record = Value::map([("country", Value::map([("iso_code", Value::from("GB"))]))]);
+        w.insert_value("81.2.69.0/24".parse::<mmdb_writer::ipnet::IpNet>().expect("net"), record).expect("insert");
+        std::fs::write(&good, w.to_bytes().expect("bytes")).expect("write");
+        let env = [("STOREFORT_RISK__GEOIP_DATABASE", good.to_str().expect("utf-8"))];
+        let settings = load_str("", &env).expect("loads").settings().expect("valid");
+        let db = settings.payments.geoip.expect("loaded");
+        assert_eq!(db.country("81.2.69.160".parse().expect("ip")).as_deref(), Some("GB"));
+        assert!(load_str("", &[]).expect("loads").settings().expect("valid").payments.geoip.is_none());
+
+        let junk = dir.path().join("junk.mmdb");
+        std::fs::write(&junk, b"not a database").expect("write");
+        for path in [junk, dir.path().join("missing.mmdb")] {
+            let file = format!("[risk]\ngeoip_database = {:?}\n", path.to_str().expect("utf-8"));
+            let e = load_str(&file, &[]).expect("loads").settings().expect_err("refused");
+            assert!(e.to_string().contains("risk.geoip_database"), "{e}");
         }
     }
 

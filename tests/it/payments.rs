@@ -613,6 +613,57 @@ async fn declined_cards_count_against_the_next_order_from_the_same_address() {
     assert!(rules(&money).contains(&"many_failed_payments".to_owned()), "{money}");
 }
 
+/// A MaxMind DB country file, as GeoLite2-Country lays it out.
+fn country_database(path: &std::path::Path) {
+    use mmdb_writer::{Value as Mmdb, Writer, ipnet::IpNet};
+    let mut w = Writer::new("GeoLite2-Country");
+    for (net, code) in [("81.2.69.0/24", "GB"), ("89.160.20.0/24", "SE"), ("5.9.0.0/16", "DE")] {
+        let record = Mmdb::map([("country", Mmdb::map([("iso_code", Mmdb::from(code))]))]);
+        w.insert_value(net.parse::<IpNet>().expect("net"), record).expect("insert");
+    }
+    std::fs::write(path, w.to_bytes().expect("bytes")).expect("write");
+}
+
+#[tokio::test]
+async fn a_shipping_country_other_than_where_the_order_came_from_is_scored_with_geoip() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("GeoLite2-Country.mmdb");
+    country_database(&path);
+    let mut settings = test_settings();
+    settings.shield.trusted_proxies = vec!["127.0.0.1".parse::<storefort_shield::net::Cidr>().expect("cidr")];
+    settings.payments.geoip = Some(std::sync::Arc::new(storefort_pay::CountryDb::open(&path).expect("database")));
+    let app = spawn_with(settings).await;
+    let v = app.product("Mug", 1_200, 100).await;
+    // Every order goes to the German address of `checkout_body`.
+    let order_from = |ip: &'static str| {
+        let (app, v) = (&app, v.clone());
+        async move {
+            let cart = app.cart_with(&v, 1).await;
+            let r = read(
+                (app.client.post(app.url("/api/v1/checkout")))
+                    .header("x-forwarded-for", ip)
+                    .json(&checkout_body(&cart))
+                    .send()
+                    .await
+                    .expect("send"),
+            )
+            .await;
+            assert_eq!(r.status, 201, "{}", r.body);
+            money_of(app, r.body["order"]["id"].as_str().expect("id")).await
+        }
+    };
+    let home = order_from("5.9.10.11").await;
+    assert_eq!(rules(&home), Vec::<String>::new(), "from Germany to Germany: {home}");
+    let abroad = order_from("89.160.20.128").await;
+    assert_eq!(rules(&abroad), ["country_mismatch"], "{abroad}");
+    let reason = &abroad["risk"]["reasons"][0];
+    assert_eq!((reason["billing"].as_str(), reason["ip"].as_str()), (Some("DE"), Some("SE")), "{reason}");
+    // Alone it is a weak signal: listed, not held.
+    assert_eq!(abroad["risk"]["decision"], "allow");
+    let unknown = order_from("192.0.2.1").await;
+    assert_eq!(rules(&unknown), Vec::<String>::new(), "an address the database does not know: {unknown}");
+}
+
 #[tokio::test]
 async fn erasing_a_guest_order_forgets_its_card_digits() {
     let (app, stripe) = stripe_shop().await;

@@ -10,12 +10,14 @@
 //!   refunds) and its event parser;
 //! - [`manual`]: bank transfer or cash on delivery, for stores without a
 //!   gateway;
-//! - [`risk`]: the order risk score and its reasons.
+//! - [`risk`]: the order risk score and its reasons;
+//! - [`geoip`]: the country an IP address is in, for the risk score.
 //!
 //! It has no database code and must never accept or log a card number, a
 //! secret key or a webhook secret.
 
 pub mod gateway;
+pub mod geoip;
 pub mod manual;
 pub mod risk;
 pub mod signature;
@@ -25,4 +27,5 @@ pub use gateway::{
     Card, CheckoutRequest, GatewayError, GatewayEvent, HostedCheckout, ParsedEvent, PaymentGateway, PaymentState,
     PaymentStatus, RefundRequest, RefundResult, RefundStatus,
 };
+pub use geoip::CountryDb;
 pub use risk::{Decision, RiskInput, RiskPolicy, RiskReason, RiskVerdict};

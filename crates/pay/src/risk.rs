@@ -106,6 +106,9 @@ pub struct RiskPolicy {
     pub block_score: u32,
     /// Extra throwaway-mail domains, beyond the shipped list.
     pub disposable_domains: Vec<String>,
+    /// A MaxMind DB country (or city) file for the billing-country rule;
+    /// empty: that rule does not run.
+    pub geoip_database: String,
 }
 
 impl Default for RiskPolicy {
@@ -123,6 +126,7 @@ impl Default for RiskPolicy {
             review_score: 50,
             block_score: 100,
             disposable_domains: Vec::new(),
+            geoip_database: String::new(),
         }
     }
 }

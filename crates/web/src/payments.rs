@@ -18,7 +18,7 @@ use storefort_core::{Actor, EventKind, OrderStatus, SecurityEvent};
 use storefort_pay::gateway::ParsedEvent;
 use storefort_pay::stripe::{Stripe, StripeConfig};
 use storefort_pay::{
-    CheckoutRequest, GatewayError, GatewayEvent, PaymentGateway, PaymentStatus, RefundRequest, RefundStatus,
+    CheckoutRequest, CountryDb, GatewayError, GatewayEvent, PaymentGateway, PaymentStatus, RefundRequest, RefundStatus,
     RiskPolicy, RiskReason, RiskVerdict,
 };
 use storefort_store::{AttemptOrigin, PaymentApplied, RefundClaim, RefundRow, StoreError, WriteTx, hash_secret};
@@ -38,6 +38,8 @@ pub struct PaymentSettings {
     /// What manual-payment customers are told after checkout.
     pub manual_instructions: String,
     pub risk: RiskPolicy,
+    /// Loaded from `risk.geoip_database`, when set.
+    pub geoip: Option<Arc<CountryDb>>,
     /// Payment pages still open after this long are checked with the gateway.
     pub reconcile_after: Duration,
 }
@@ -50,6 +52,7 @@ impl std::fmt::Debug for PaymentSettings {
             .field("stripe_webhook_secrets", &self.stripe_webhook_secrets.len())
             .field("webhook_tolerance_secs", &self.webhook_tolerance_secs)
             .field("risk", &self.risk)
+            .field("geoip", &self.geoip)
             .field("reconcile_after", &self.reconcile_after)
             .finish()
     }
@@ -66,6 +69,7 @@ impl PaymentSettings {
             // bank details to promise.
             manual_instructions: "Please contact the store for its bank details.".into(),
             risk: RiskPolicy::default(),
+            geoip: None,
             reconcile_after: Duration::from_secs(10 * 60),
         }
     }

@@ -136,9 +136,11 @@ struct RiskContext {
     history: History,
     counts: storefort_store::RiskCounts,
     account_age_hours: Option<i64>,
+    /// Where the request came from, when a GeoIP database is configured.
+    ip_country: Option<String>,
 }
 
-async fn risk_context(state: &AppState, origin: AttemptOrigin) -> Result<RiskContext, ApiError> {
+async fn risk_context(state: &AppState, origin: AttemptOrigin, ip: &str) -> Result<RiskContext, ApiError> {
     let policy = &state.settings().payments.risk;
     let now = state.now_ms();
     let since = now - i64::from(policy.window_minutes) * 60_000;
@@ -148,7 +150,9 @@ async fn risk_context(state: &AppState, origin: AttemptOrigin) -> Result<RiskCon
         Some(id) => state.store().account(id).await?.map(|a| (now - a.created_at) / 3_600_000),
         None => None,
     };
-    Ok(RiskContext { origin, history: History::of(totals), counts, account_age_hours })
+    let ip_country =
+        (state.settings().payments.geoip.as_ref()).zip(ip.parse().ok()).and_then(|(db, ip)| db.country(ip));
+    Ok(RiskContext { origin, history: History::of(totals), counts, account_age_hours, ip_country })
 }
 
 /// Scores the order about to be placed.
@@ -166,7 +170,7 @@ fn assess(state: &AppState, ctx: &RiskContext, v: &Validated, total: i64) -> Ris
         // The store asks for no billing address; the country goods ship to
         // stands in for it.
         billing_country: Some(v.address.country.to_string()),
-        ip_country: None,
+        ip_country: ctx.ip_country.clone(),
     };
     state.settings().payments.risk.assess(&input)
 }
@@ -240,7 +244,7 @@ pub async fn checkout(
     let device = payments::device_key(&headers, &ip);
     let customer_id = principal.as_ref().filter(|p| p.role == AccountRole::Customer).map(|p| p.account_id.clone());
     let origin = payments::origin(&state, &ip, device.as_deref(), customer_id.as_deref());
-    let risk = risk_context(&state, origin).await?;
+    let risk = risk_context(&state, origin, &ip).await?;
     let order_id = uuid::Uuid::now_v7().to_string();
     // The order's data key is stored (durably, in the key store) before the
     // order exists, so no acknowledged order is ever encrypted under a key a
