@@ -63,8 +63,7 @@ fn parse_raw(raw: &[u8]) -> Request {
     let mut parts = first.split_whitespace();
     let method = parts.next().unwrap_or("GET");
     let target = parts.next().unwrap_or("/");
-    let headers =
-        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
+    let headers = lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim(), v.trim()));
     Request::from_parts(method, target, headers, body.as_bytes())
 }
 

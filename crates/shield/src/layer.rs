@@ -458,6 +458,10 @@ async fn read_body(
     Ok((inspected, Body::from_stream(futures_util::StreamExt::chain(head, rest))))
 }
 
+fn owned_pairs<'a>(pairs: impl Iterator<Item = (&'a str, std::borrow::Cow<'a, str>)>) -> Vec<(String, String)> {
+    pairs.map(|(n, v)| (n.to_owned(), v.into_owned())).collect()
+}
+
 /// Large bodies are inspected off the async workers.
 const INLINE_INSPECTION_BYTES: usize = 64 * 1024;
 
@@ -467,30 +471,24 @@ async fn inspect_request(
     parts: &Parts,
     body: &bytes::Bytes,
 ) -> (u32, Vec<Finding>) {
-    let target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
-    let mut headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    let target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let headers = parts.headers.iter().map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes())));
     // HTTP/2 carries the host as the :authority pseudo-header, which ends up
     // in the URI rather than among the headers.
-    if !parts.headers.contains_key("host")
-        && let Some(authority) = parts.uri.authority()
-    {
-        headers.push(("host".into(), authority.as_str().to_owned()));
-    }
-    let method = parts.method.as_str().to_owned();
-    let (paranoia, threshold) = (cfg.paranoia, cfg.threshold);
-    let run = {
-        let body = body.clone();
-        let inspector = inspector.clone();
-        move || {
-            let request = Inspected::from_parts(&method, &target, headers, &body);
-            inspector.inspect(&request, paranoia, threshold)
-        }
+    let authority = match parts.headers.contains_key("host") {
+        true => None,
+        false => parts.uri.authority().map(|a| ("host", std::borrow::Cow::Borrowed(a.as_str()))),
     };
+    let headers = headers.chain(authority);
+    let (paranoia, threshold) = (cfg.paranoia, cfg.threshold);
     let verdict = if body.len() > INLINE_INSPECTION_BYTES {
+        // Taking a large body apart is as costly as inspecting it.
+        let request = (parts.method.as_str().to_owned(), target.to_owned(), owned_pairs(headers), body.clone());
+        let inspector = inspector.clone();
+        let run = move || {
+            let (method, target, headers, body) = request;
+            inspector.inspect(&Inspected::from_parts(&method, &target, headers, &body), paranoia, threshold)
+        };
         match tokio::task::spawn_blocking(run).await {
             Ok(v) => v,
             // A panic in a detector must not let the request through
@@ -498,7 +496,7 @@ async fn inspect_request(
             Err(_) => return (u32::MAX, Vec::new()),
         }
     } else {
-        run()
+        inspector.inspect(&Inspected::from_parts(parts.method.as_str(), target, headers, body), paranoia, threshold)
     };
     let path = parts.uri.path();
     let findings: Vec<Finding> = verdict

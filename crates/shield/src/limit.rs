@@ -81,8 +81,14 @@ impl MemoryLimiter {
     pub fn check(&self, key: &str, rate: Rate, now_us: i64) -> Result<(), Duration> {
         let shard = &self.shards[shard_of(key)];
         let mut map = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let new_tat = gcra(map.get(key).copied(), rate, now_us)?;
-        if map.len() >= SHARD_CAPACITY && !map.contains_key(key) {
+        let known = map.get_mut(key);
+        let new_tat = gcra(known.as_deref().copied(), rate, now_us)?;
+        if let Some(tat) = known {
+            // The common case: a known client, updated in place.
+            *tat = new_tat;
+            return Ok(());
+        }
+        if map.len() >= SHARD_CAPACITY {
             map.retain(|_, tat| *tat > now_us);
             if map.len() >= SHARD_CAPACITY {
                 map.clear();

@@ -60,17 +60,34 @@ pub struct Request {
     pub target: String,
     /// The path, before `?`, as sent.
     pub path: String,
-    pub headers: Vec<(String, String)>,
+    /// Method, path, headers and cookies, then query arguments, then body
+    /// fields, in that order.
     pub fields: Vec<Field>,
+    /// The request had more parts than are inspected; what is past the
+    /// limit is not among `fields` (and the request is refused for it).
+    pub truncated: bool,
 }
 
-/// Most fields taken from one request; the rest is not inspected (and a
-/// request with that many parts is itself suspicious to other checks).
-const MAX_FIELDS: usize = 1000;
+/// For requests built without headers (tests, tools).
+pub const NO_HEADERS: [(&str, &str); 0] = [];
+
+/// Most fields taken from one request. Past it the rest is not inspected,
+/// and the request is blocked for it: no shopper sends a thousand values,
+/// and an attack hidden past the limit must not pass unseen.
+pub const MAX_FIELDS: usize = 1000;
 
 impl Request {
     /// Takes a request apart. `headers` as received (names in any case).
-    pub fn from_parts(method: &str, target: &str, headers: Vec<(String, String)>, body: &[u8]) -> Request {
+    pub fn from_parts<N, V>(
+        method: &str,
+        target: &str,
+        headers: impl IntoIterator<Item = (N, V)>,
+        body: &[u8],
+    ) -> Request
+    where
+        N: AsRef<str>,
+        V: AsRef<str>,
+    {
         let without_fragment = target.split('#').next().unwrap_or_default();
         let (path, query) = match without_fragment.split_once('?') {
             Some((p, q)) => (p, Some(q)),
@@ -80,10 +97,10 @@ impl Request {
             Field { location: Location::Method, value: method.to_owned() },
             Field { location: Location::Path, value: path.to_owned() },
         ];
-        if let Some(q) = query {
-            pairs(q, &mut fields, Location::Query, Location::QueryName);
-        }
-        for (name, value) in &headers {
+        // Headers come first: the server bounds how many there are, so the
+        // request-level checks always find them.
+        for (name, value) in headers {
+            let (name, value) = (name.as_ref(), value.as_ref());
             if name.eq_ignore_ascii_case("cookie") {
                 for pair in value.split(';') {
                     let (n, v) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
@@ -91,24 +108,39 @@ impl Request {
                     fields.push(Field { location: Location::Cookie(n.to_owned()), value: v.to_owned() });
                 }
             } else {
-                fields.push(Field { location: Location::Header(name.to_ascii_lowercase()), value: value.clone() });
+                fields.push(Field { location: Location::Header(name.to_ascii_lowercase()), value: value.to_owned() });
             }
         }
-        if !body.is_empty() {
-            let content_type = headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-                .map(|(_, v)| v.as_str())
-                .unwrap_or_default();
-            body_fields(content_type, body, &mut fields);
+        let content_type =
+            match fields.iter().find(|f| matches!(&f.location, Location::Header(n) if n == "content-type")) {
+                Some(f) => f.value.clone(),
+                None => String::new(),
+            };
+        if let Some(q) = query {
+            pairs(q, &mut fields, Location::Query, Location::QueryName);
         }
+        if !body.is_empty() {
+            body_fields(&content_type, body, &mut fields);
+        }
+        let truncated = fields.len() > MAX_FIELDS;
         fields.truncate(MAX_FIELDS);
-        Request { method: method.to_owned(), target: target.to_owned(), path: path.to_owned(), headers, fields }
+        Request { method: method.to_owned(), target: target.to_owned(), path: path.to_owned(), fields, truncated }
     }
 
     /// A header's value (first of that name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.fields.iter().find_map(|f| match &f.location {
+            Location::Header(n) if n.eq_ignore_ascii_case(name) => Some(f.value.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Header names and values, in the order received (cookies excepted).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().filter_map(|f| match &f.location {
+            Location::Header(n) => Some((n.as_str(), f.value.as_str())),
+            _ => None,
+        })
     }
 }
 
@@ -164,14 +196,20 @@ fn xml_values(text: &str, fields: &mut Vec<Field>) {
             }
         }
         rest = &rest[open + close + 1..];
-        if fields.len() >= MAX_FIELDS {
+        if fields.len() > MAX_FIELDS {
             break;
         }
     }
 }
 
 fn json_leaves(v: &serde_json::Value, path: String, fields: &mut Vec<Field>, depth: usize) {
-    if depth > 32 || fields.len() >= MAX_FIELDS {
+    if fields.len() > MAX_FIELDS {
+        return;
+    }
+    if depth > 32 {
+        // Deeper than any shop's form: the rest is inspected as text
+        // rather than skipped.
+        fields.push(Field { location: Location::Body(path), value: v.to_string() });
         return;
     }
     match v {
@@ -233,10 +271,7 @@ mod tests {
 
     #[test]
     fn query_headers_cookies_and_forms_come_apart() {
-        let headers = vec![
-            ("Cookie".into(), "sid=abc; theme=dark".into()),
-            ("Content-Type".into(), "application/x-www-form-urlencoded".into()),
-        ];
+        let headers = vec![("Cookie", "sid=abc; theme=dark"), ("Content-Type", "application/x-www-form-urlencoded")];
         let r = Request::from_parts("POST", "/a/b?x=1&y=%27#frag", headers, b"q=hello+world");
         let v = values(&r);
         assert_eq!(r.path, "/a/b");
@@ -247,12 +282,12 @@ mod tests {
 
     #[test]
     fn json_and_multipart_bodies_yield_their_leaves() {
-        let json = vec![("Content-Type".into(), "application/json".into())];
+        let json = vec![("Content-Type", "application/json")];
         let r = Request::from_parts("POST", "/", json, br#"{"a": {"b": ["x", 1]}, "c": true}"#);
         let v = values(&r);
         assert!(v.contains(&("body:a.b[0]".into(), "x".into())), "{v:?}");
         assert!(v.contains(&("body-name:a.b".into(), "b".into())), "{v:?}");
-        let multi = vec![("Content-Type".into(), "multipart/form-data; boundary=XX".into())];
+        let multi = vec![("Content-Type", "multipart/form-data; boundary=XX")];
         let body =
             b"--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.php\"\r\n\r\n<?php x ?>\r\n--XX--\r\n";
         let r = Request::from_parts("POST", "/", multi, body);

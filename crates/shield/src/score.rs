@@ -90,7 +90,8 @@ pub struct Inspector {
 /// location and value (compared on every hit) with their findings.
 struct Remembered {
     inspector: u64,
-    hasher: std::collections::hash_map::RandomState,
+    /// Seeded at random per thread, so clients cannot aim at one bucket.
+    hasher: foldhash::quality::RandomState,
     entries: HashMap<u64, Bucket>,
 }
 
@@ -122,7 +123,7 @@ impl Inspector {
                 Some(m) if m.inspector == self.id => m,
                 _ => slot.insert(Remembered {
                     inspector: self.id,
-                    hasher: std::collections::hash_map::RandomState::new(),
+                    hasher: foldhash::quality::RandomState::default(),
                     entries: HashMap::new(),
                 }),
             };
@@ -192,14 +193,9 @@ mod tests {
     fn the_remembering_inspector_agrees_with_the_plain_one() {
         let inspector = Inspector::default();
         let requests = [
-            Request::from_parts(
-                "GET",
-                "/a?q=%27%20or%201%3D1--&page=2",
-                vec![("User-Agent".into(), "sqlmap".into())],
-                b"",
-            ),
-            Request::from_parts("GET", "/a?q=red+shoes&page=2", vec![("User-Agent".into(), "Mozilla/5.0".into())], b""),
-            Request::from_parts("GET", "/.env?page=2", vec![], b""),
+            Request::from_parts("GET", "/a?q=%27%20or%201%3D1--&page=2", vec![("User-Agent", "sqlmap")], b""),
+            Request::from_parts("GET", "/a?q=red+shoes&page=2", vec![("User-Agent", "Mozilla/5.0")], b""),
+            Request::from_parts("GET", "/.env?page=2", crate::request::NO_HEADERS, b""),
         ];
         for _ in 0..2 {
             for r in &requests {
@@ -210,8 +206,39 @@ mod tests {
     }
 
     #[test]
+    fn nothing_hides_past_the_inspected_parts() {
+        // An attack after a thousand harmless arguments is past what is
+        // inspected: the request is blocked for its size instead.
+        let mut target = String::from("/search?");
+        for i in 0..crate::request::MAX_FIELDS {
+            target.push_str(&format!("a{i}=1&"));
+        }
+        target.push_str("q=%27%20union%20select%20password%20from%20users--");
+        let verdict =
+            inspect(&Request::from_parts("GET", &target, crate::request::NO_HEADERS, b""), 1, DEFAULT_THRESHOLD);
+        assert!(verdict.blocked);
+        assert!(verdict.findings.iter().any(|f| f.check == "too-many-parts"), "{:?}", verdict.findings);
+        // A shop's own requests stay far below it.
+        let ordinary = Request::from_parts("GET", "/search?q=red+shoes&page=2", [("host", "shop")], b"");
+        assert!(!ordinary.truncated);
+
+        // JSON nested deeper than is walked is inspected as text.
+        let mut body = String::from("\"<script>alert(1)</script>\"");
+        for _ in 0..40 {
+            body = format!("{{\"a\": {body}}}");
+        }
+        let json = [("content-type", "application/json")];
+        assert!(inspect(&Request::from_parts("POST", "/api", json, body.as_bytes()), 1, DEFAULT_THRESHOLD).blocked);
+    }
+
+    #[test]
     fn multibyte_text_around_urls_and_paths_is_fine() {
-        let r = Request::from_parts("GET", "/é?q=é://x&r=ü/../ä&s=ßhttp://1.2.3.4/", vec![], "€://".as_bytes());
+        let r = Request::from_parts(
+            "GET",
+            "/é?q=é://x&r=ü/../ä&s=ßhttp://1.2.3.4/",
+            crate::request::NO_HEADERS,
+            "€://".as_bytes(),
+        );
         assert!(inspect(&r, 4, DEFAULT_THRESHOLD).blocked);
     }
 }

@@ -107,10 +107,14 @@ fn names_backup_file(s: &str) -> bool {
     !s.contains(' ') && [".sql", ".sql.gz", ".sql.zip", ".bak", ".dump"].iter().any(|e| s.ends_with(e))
 }
 
-pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
+pub fn check(_: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
     for v in values {
-        if matches!(v.field.location, Location::Method) {
-            continue;
+        match v.field.location {
+            Location::Method => continue,
+            // The path is a value like any other, so what it asks for is
+            // judged (and remembered) with it.
+            Location::Path => restricted_file(&v.field.value, out),
+            _ => {}
         }
         if v.forms.iter().any(|f| traverses(f)) {
             out.push(finding("lfi-traversal", 1, Severity::Critical, v, &v.folded));
@@ -122,8 +126,12 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
             out.push(finding("lfi-backup-file", 1, Severity::Critical, v, &folded));
         }
     }
-    // The path itself asks for a file no shop serves.
-    let path = fold(&url_decode_fully(&request.path, false));
+}
+
+/// The path asks for a file no shop serves: hidden files, backups, a
+/// development server's internals.
+fn restricted_file(raw_path: &str, out: &mut Vec<Finding>) {
+    let path = fold(&url_decode_fully(raw_path, false));
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let hidden = segments
         .iter()
@@ -148,7 +156,7 @@ mod tests {
     use crate::score::inspect;
 
     fn blocked(target: &str) -> bool {
-        inspect(&Request::from_parts("GET", target, vec![], b""), 1, 5).blocked
+        inspect(&Request::from_parts("GET", target, crate::request::NO_HEADERS, b""), 1, 5).blocked
     }
 
     #[test]

@@ -185,7 +185,7 @@ mod tests {
     use crate::score::inspect;
 
     fn blocked_form(body: &str) -> bool {
-        let headers = vec![("Content-Type".into(), "application/x-www-form-urlencoded".into())];
+        let headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
         inspect(&Request::from_parts("POST", "/", headers, body.as_bytes()), 1, 5).blocked
     }
 

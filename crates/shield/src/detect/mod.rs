@@ -88,16 +88,26 @@ pub fn values(request: &Request) -> Vec<Value<'_>> {
         .collect()
 }
 
+/// Headers that name an uploaded file, as `same_header_name` compares them.
+const FILE_NAME_HEADERS: [&str; 3] = ["x-filename", "x-file-name", "x-file"];
+
+/// `name` is `wanted` (lower case, dashes) in any case and with `_` or
+/// `.` for dashes, as some servers accept them. Compared in place: it runs
+/// for every header of every request.
+fn same_header_name(name: &str, wanted: &str) -> bool {
+    name.len() == wanted.len()
+        && name.bytes().zip(wanted.bytes()).all(|(got, want)| match got {
+            b'_' | b'.' => want == b'-',
+            other => other.to_ascii_lowercase() == want,
+        })
+}
+
 /// The names of files a request uploads: from file-name headers
 /// (`X-Filename`, `X_File-Name` …) and multipart parts' `filename`.
 pub fn uploaded_file_names(request: &Request) -> Vec<(Location, &str)> {
-    let headers = request.headers.iter().filter_map(|(name, value)| {
-        // Only names as long as the ones sought are worth normalizing.
-        if !(6..=11).contains(&name.len()) {
-            return None;
-        }
-        let n = name.to_ascii_lowercase().replace(['_', '.'], "-");
-        matches!(n.as_str(), "x-filename" | "x-file-name" | "x-file").then(|| (Location::Header(n), value.as_str()))
+    let headers = request.headers().filter_map(|(name, value)| {
+        let wanted = FILE_NAME_HEADERS.iter().find(|wanted| same_header_name(name, wanted))?;
+        Some((Location::Header((*wanted).to_owned()), value))
     });
     let parts = request.fields.iter().filter_map(|f| match &f.location {
         Location::Body(n) if n.ends_with("#filename") => Some((f.location.clone(), f.value.as_str())),
@@ -149,13 +159,7 @@ pub fn request_findings(request: &Request) -> Vec<Finding> {
 pub fn field_findings(field: &Field) -> Vec<Finding> {
     // An unremarkable request around the value, so request-level checks
     // find nothing here; only findings about this field are kept.
-    let stub = Request {
-        method: "GET".into(),
-        target: "/".into(),
-        path: "/".into(),
-        headers: vec![("host".into(), "stub".into())],
-        fields: Vec::new(),
-    };
+    let stub = Request::from_parts("GET", "/", [("host", "stub")], b"");
     let forms = normalize::variants(&field.value, field.location.form_encoded());
     let folded = normalize::fold(forms.last().map(String::as_str).unwrap_or_default());
     let value = [Value { field, forms, folded }];

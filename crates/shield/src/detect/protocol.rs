@@ -184,6 +184,9 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
     if !METHODS.contains(&method) {
         out.push(finding(920, "method-unknown", Severity::Critical, Location::Method, method));
     }
+    if request.truncated {
+        out.push(finding(920, "too-many-parts", Severity::Critical, Location::Method, method));
+    }
     let header = |name: &str| request.header(name);
     match header("host").map(str::trim) {
         None => out.push(finding(920, "host-missing", Severity::Warning, Location::Header("host".into()), "")),

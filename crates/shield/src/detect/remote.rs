@@ -115,7 +115,7 @@ mod tests {
     use crate::score::inspect;
 
     fn blocked(target: &str) -> bool {
-        inspect(&Request::from_parts("GET", target, vec![], b""), 1, 5).blocked
+        inspect(&Request::from_parts("GET", target, crate::request::NO_HEADERS, b""), 1, 5).blocked
     }
 
     #[test]
