@@ -88,7 +88,11 @@ async fn ledger_kinds(app: &TestApp, order: &str) -> Vec<String> {
 }
 
 async fn rejections(app: &TestApp) -> usize {
-    event_kinds(app).await.iter().filter(|k| *k == "webhook_signature_rejected").count()
+    events_of_kind(app, "webhook_signature_rejected").await
+}
+
+async fn events_of_kind(app: &TestApp, kind: &str) -> usize {
+    event_kinds(app).await.iter().filter(|k| *k == kind).count()
 }
 
 fn outcome(r: &Reply) -> &str {
@@ -264,6 +268,23 @@ async fn events_out_of_order_and_for_unknown_orders() {
     let r = deliver(&app, &stranger).await;
     assert_eq!((r.status, r.code()), (422, "unknown_order"));
     assert!(event_kinds(&app).await.contains(&"gateway_event_unmatched".to_owned()));
+    // Still unmatched an hour on, it is someone else's payment on the same
+    // account: acknowledged, so Stripe stops retrying and does not disable
+    // the endpoint, and still recorded.
+    let mut foreign = stripe.event(
+        "charge.succeeded",
+        json!({"id": "ch_foreign", "object": "charge", "payment_intent": "pi_from_a_payment_link",
+        "amount": 100, "currency": "eur", "paid": true, "status": "succeeded",
+        "payment_method_details": {"type": "card", "card": {"brand": "visa", "last4": "4242"}}}),
+    );
+    foreign["created"] = json!(app.now_s() - 2 * 3600);
+    let before = events_of_kind(&app, "gateway_event_unmatched").await;
+    let r = deliver(&app, &foreign).await;
+    assert_eq!((r.status, outcome(&r)), (200, "not_ours"), "{}", r.body);
+    assert_eq!(events_of_kind(&app, "gateway_event_unmatched").await, before + 1);
+    foreign["created"] = json!(app.now_s() - 60);
+    foreign["id"] = json!("evt_recent_foreign");
+    assert_eq!(deliver(&app, &foreign).await.status, 422, "a recent one may still be racing its order");
     // A genuine event of a type the store does not act on is acknowledged.
     let other = stripe.event("customer.created", json!({"id": "cus_1", "object": "customer"}));
     let r = deliver(&app, &other).await;

@@ -294,7 +294,16 @@ pub enum EventOutcome {
     NoChange,
     Duplicate,
     Ignored,
+    /// Matched no order for longer than a race could explain: someone
+    /// else's payment on the same account (a payment link, another app).
+    NotOurs,
 }
+
+/// How long an event that matches no order is refused (so the gateway
+/// retries it) before it is taken as not this store's. Events overtake
+/// each other by seconds; Stripe retries for three days and warns, then
+/// disables, an endpoint that keeps failing.
+const UNMATCHED_RETRY_SECS: i64 = 3600;
 
 impl EventOutcome {
     pub fn as_str(self) -> &'static str {
@@ -308,6 +317,7 @@ impl EventOutcome {
             EventOutcome::CardReported => "card_reported",
             EventOutcome::RefundsUpdated => "refunds_updated",
             EventOutcome::SessionExpired => "session_expired",
+            EventOutcome::NotOurs => "not_ours",
             EventOutcome::NoChange => "no_change",
             EventOutcome::Duplicate => "duplicate",
             EventOutcome::Ignored => "ignored",
@@ -389,7 +399,13 @@ pub async fn apply_event(
             .with("gateway", gateway)
             .with("kind", parsed.kind.clone())
             .with("event", parsed.id.clone());
+        let age_secs = state.now_ms() / 1000 - parsed.created;
+        let event = event.with("age_seconds", age_secs.to_string());
         state.store().record_event(&event, state.now_ms()).await?;
+        if age_secs > UNMATCHED_RETRY_SECS {
+            tracing::warn!(gateway, kind = %parsed.kind, event = %parsed.id, "gateway event for no order of this store, acknowledged");
+            return Ok(EventOutcome::NotOurs);
+        }
         // Not acknowledged, so the gateway sends it again: an event can
         // arrive before the one that tells the store its payment id.
         return Err(ApiError::unprocessable("unknown_order", "the event names no order of this store"));
