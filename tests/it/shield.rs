@@ -138,7 +138,9 @@ async fn one_ip_flooding_gets_429s_and_another_ip_is_served_meanwhile() {
     settings.shield.limits.per_ip = Rate::new(600, 50);
     settings.shield.trusted_proxies = vec!["127.0.0.1".parse::<Cidr>().expect("cidr")];
     let app = spawn_with(settings).await;
-    let flood_until = std::time::Instant::now() + Duration::from_secs(3);
+    // As the issue asks: as fast as it can, for 5 s.
+    let flood_secs = 5;
+    let flood_until = std::time::Instant::now() + Duration::from_secs(flood_secs);
     let flooders: Vec<_> = (0..16)
         .map(|_| {
             let (client, url) = (app.client.clone(), app.url("/api/v1/products?limit=5"));
@@ -168,7 +170,8 @@ async fn one_ip_flooding_gets_429s_and_another_ip_is_served_meanwhile() {
         (limited, served) = (limited + l, served + s);
     }
     assert!(limited > 0, "the flooding IP was never limited ({served} served)");
-    assert!(served <= 50 + 40, "the flooder got its burst and the refill, no more: {served}");
+    // Its burst of 50, then 10 a second, and a little slack for timing.
+    assert!(served <= 50 + 10 * flood_secs + 10, "the flooder got its burst and the refill, no more: {served}");
     assert!(!other_statuses.is_empty() && other_statuses.iter().all(|s| *s == 200), "{other_statuses:?}");
 }
 
