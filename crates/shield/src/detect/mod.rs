@@ -75,17 +75,13 @@ pub struct Value<'a> {
     pub folded: String,
 }
 
-/// Normalizes every field once, for all detectors.
-pub fn values(request: &Request) -> Vec<Value<'_>> {
-    request
-        .fields
-        .iter()
-        .map(|field| {
-            let forms = normalize::variants(&field.value, field.location.form_encoded());
-            let folded = normalize::fold(forms.last().map(String::as_str).unwrap_or_default());
-            Value { field, forms, folded }
-        })
-        .collect()
+impl<'a> Value<'a> {
+    /// Normalizes a field once, for all detectors.
+    pub fn of(field: &'a Field) -> Value<'a> {
+        let forms = normalize::variants(&field.value, field.location.form_encoded());
+        let folded = normalize::fold(forms.last().map(String::as_str).unwrap_or_default());
+        Value { field, forms, folded }
+    }
 }
 
 /// Headers that name an uploaded file, as `same_header_name` compares them.
@@ -160,9 +156,7 @@ pub fn field_findings(field: &Field) -> Vec<Finding> {
     // An unremarkable request around the value, so request-level checks
     // find nothing here; only findings about this field are kept.
     let stub = Request::from_parts("GET", "/", [("host", "stub")], b"");
-    let forms = normalize::variants(&field.value, field.location.form_encoded());
-    let folded = normalize::fold(forms.last().map(String::as_str).unwrap_or_default());
-    let value = [Value { field, forms, folded }];
+    let value = [Value::of(field)];
     let mut findings = Vec::new();
     for detector in DETECTORS {
         detector(&stub, &value, &mut findings);
