@@ -429,7 +429,13 @@ async fn read_body(
     max: usize,
     oversized: Option<Oversized>,
 ) -> Result<(bytes::Bytes, Body), Refusal> {
+    use axum::body::HttpBody;
     use http_body_util::BodyExt;
+    // Most requests (GET, HEAD) end with their headers: nothing to read,
+    // and the body goes on as it came.
+    if body.is_end_stream() {
+        return Ok((bytes::Bytes::new(), body));
+    }
     let declared = headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let stream_large = oversized == Some(Oversized::InspectPrefix);
     if declared.is_some_and(|n| n > max as u64) && !stream_large {
