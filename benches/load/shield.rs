@@ -1,7 +1,8 @@
 //! The shield's phases of the load benchmark (`STOREFORT_BENCH_ONLY=shield`):
 //!
 //! - inspection cost: a shopper's product page request (query string,
-//!   browser headers, analytics cookies) with the shield on and off;
+//!   browser headers, analytics cookies) with the shield off, with only
+//!   its limits and shedding, with only its inspection, and on;
 //! - load shedding: checkouts while 192 connections flood the uncached
 //!   catalog, with shedding on (a small in-flight bound so the 2-core
 //!   machine reaches it) and off;
@@ -36,20 +37,42 @@ fn shield_off() -> storefort_web::Settings {
     settings
 }
 
+/// Rounds of the inspection phases (odd, for a median).
+const ROUNDS: usize = 5;
+
 async fn inspection(dir: &std::path::Path) -> Vec<Result> {
-    // Both stores run side by side and their phases alternate, three rounds
-    // each; each row is the round with the median throughput. On a shared
+    // The stores run side by side and their phases alternate, `ROUNDS`
+    // rounds each; each row is the round with the median throughput. On a shared
     // machine, throughput drifts by a third between minutes, and phases run
     // one after the other would measure the drift, not the shield.
     let mut stores = Vec::new();
-    for (name, settings) in [("shield off", shield_off()), ("shield on (block, PL1)", bench_settings())] {
+    // Between off and on, the two halves of the shield alone, to show
+    // where its cost lies.
+    let guards_only = {
+        let mut s = bench_settings();
+        s.shield.mode = Mode::Off;
+        s
+    };
+    let inspection_only = {
+        let mut s = bench_settings();
+        s.shield.limits.enabled = false;
+        s.shield.shedding.enabled = false;
+        s
+    };
+    let configurations = [
+        ("shield off", shield_off()),
+        ("limits and shedding only", guards_only),
+        ("inspection only", inspection_only),
+        ("shield on (block, PL1)", bench_settings()),
+    ];
+    for (name, settings) in configurations {
         let url = format!("sqlite://{}?mode=rwc", dir.join(format!("bench-shield-{}.db", stores.len())).display());
         let (cached, _, store, products, _) = store_states(url, true, true, settings).await;
         let base = serve(storefort_web::app(cached)).await;
         stores.push((name, base, store, Arc::new(products)));
     }
-    let mut rounds: Vec<Vec<Result>> = vec![Vec::new(), Vec::new()];
-    for _ in 0..3 {
+    let mut rounds: Vec<Vec<Result>> = stores.iter().map(|_| Vec::new()).collect();
+    for _ in 0..ROUNDS {
         for (i, (name, base, _, products)) in stores.iter().enumerate() {
             let (base, products) = (base.clone(), products.clone());
             rounds[i].push(
@@ -64,6 +87,16 @@ async fn inspection(dir: &std::path::Path) -> Vec<Result> {
             );
         }
     }
+    // Each round's ratio to shield off from the same round (phases a few
+    // seconds apart), and the median of those: steadier than a ratio of
+    // medians when the machine's speed drifts.
+    println!("\nPaired ratios to shield off (median over rounds of this round's ratio):");
+    for (i, (name, ..)) in stores.iter().enumerate().skip(1) {
+        let mut ratios: Vec<f64> = rounds[i].iter().zip(&rounds[0]).map(|(r, off)| r.rps() / off.rps()).collect();
+        ratios.sort_by(f64::total_cmp);
+        let each: Vec<String> = ratios.iter().map(|r| format!("{:.1}%", r * 100.0)).collect();
+        println!("  {name}: {:.1}% (rounds: {})", ratios[ratios.len() / 2] * 100.0, each.join(", "));
+    }
     for (_, _, store, _) in stores {
         store.close().await;
     }
@@ -71,7 +104,7 @@ async fn inspection(dir: &std::path::Path) -> Vec<Result> {
         .into_iter()
         .map(|mut r| {
             r.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
-            r.swap_remove(1)
+            r.swap_remove(ROUNDS / 2)
         })
         .collect()
 }
