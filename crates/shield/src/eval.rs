@@ -34,7 +34,7 @@ pub struct Case {
 
 impl Case {
     /// The request the stage sends.
-    pub fn request(&self) -> Request {
+    pub fn request(&self) -> Request<'static> {
         if let Some(raw) =
             self.encoded_request.as_deref().and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
         {
@@ -51,11 +51,12 @@ impl Case {
             self.header_list.clone(),
             &body,
         )
+        .into_owned()
     }
 }
 
 /// A raw HTTP/1 request: request line, headers, blank line, body.
-fn parse_raw(raw: &[u8]) -> Request {
+fn parse_raw(raw: &[u8]) -> Request<'static> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n").or_else(|| text.split_once("\n\n")).unwrap_or((&text, ""));
     let mut lines = head.lines();
@@ -64,7 +65,7 @@ fn parse_raw(raw: &[u8]) -> Request {
     let method = parts.next().unwrap_or("GET");
     let target = parts.next().unwrap_or("/");
     let headers = lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim(), v.trim()));
-    Request::from_parts(method, target, headers, body.as_bytes())
+    Request::from_parts(method, target, headers, body.as_bytes()).into_owned()
 }
 
 /// Counts for one family.

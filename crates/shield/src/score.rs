@@ -46,7 +46,7 @@ pub struct Finding {
     pub check: &'static str,
     pub paranoia: Paranoia,
     pub severity: Severity,
-    pub location: Location,
+    pub location: Location<'static>,
     /// What matched, cut short for logs (never a whole value).
     pub fragment: String,
 }
@@ -96,7 +96,7 @@ struct Remembered {
 }
 
 /// Fields whose keyed hashes collide, with their findings.
-type Bucket = Vec<(Field, Arc<Vec<Finding>>)>;
+type Bucket = Vec<(Field<'static>, Arc<Vec<Finding>>)>;
 
 thread_local! {
     static REMEMBERED: RefCell<Option<Remembered>> = const { RefCell::new(None) };
@@ -145,7 +145,7 @@ impl Inspector {
                         if memory.entries.len() >= ENTRIES {
                             memory.entries.clear();
                         }
-                        memory.entries.entry(hash).or_default().push((field.clone(), found.clone()));
+                        memory.entries.entry(hash).or_default().push((field.owned(), found.clone()));
                         found
                     }
                 };

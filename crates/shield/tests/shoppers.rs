@@ -334,7 +334,7 @@ fn form_encode(s: &str) -> String {
 }
 
 /// Every request of the set, with a label for failure messages.
-fn shopper_requests() -> Vec<(String, Request)> {
+fn shopper_requests() -> Vec<(String, Request<'static>)> {
     let mut out = Vec::new();
     let ua = |i: usize| USER_AGENTS[i % USER_AGENTS.len()];
     let cookie = |i: usize| COOKIES[i % COOKIES.len()];
@@ -342,9 +342,9 @@ fn shopper_requests() -> Vec<(String, Request)> {
         let target = format!("/api/v1/products?q={}", form_encode(q));
         let referer = format!("https://www.google.com/search?q={}&oq={}", form_encode(q), form_encode(q));
         let headers = browser_headers(ua(i), cookie(i), &referer);
-        out.push((format!("search {q:?}"), Request::from_parts("GET", &target, headers.clone(), b"")));
+        out.push((format!("search {q:?}"), Request::from_parts("GET", &target, headers.clone(), b"").into_owned()));
         let woo = format!("/?s={}&post_type=product", form_encode(q));
-        out.push((format!("woo search {q:?}"), Request::from_parts("GET", &woo, headers, b"")));
+        out.push((format!("woo search {q:?}"), Request::from_parts("GET", &woo, headers, b"").into_owned()));
     }
     for (i, page) in PAGES.iter().enumerate() {
         let headers = browser_headers(ua(i), cookie(i), "https://shop.example/");

@@ -79,7 +79,7 @@ const BACKUP_ENDINGS: &[&str] =
     &[".bak", ".old", ".orig", ".swp", ".sql", ".sql.gz", ".sql.zip", "~", ".save", ".backup", ".log"];
 
 fn finding(check: &'static str, paranoia: u8, severity: Severity, v: &Value<'_>, what: &str) -> Finding {
-    Finding { family: 930, check, paranoia, severity, location: v.field.location.clone(), fragment: fragment(what) }
+    Finding { family: 930, check, paranoia, severity, location: v.field.location.owned(), fragment: fragment(what) }
 }
 
 /// A path step made only of dots (`..`, `...`), once backslashes are

@@ -16,7 +16,7 @@ fn finding(check: &'static str, v: &Value<'_>, what: &str) -> Finding {
         check,
         paranoia: 1,
         severity: Severity::Critical,
-        location: v.field.location.clone(),
+        location: v.field.location.owned(),
         fragment: fragment(what),
     }
 }

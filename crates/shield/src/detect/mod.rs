@@ -17,6 +17,7 @@ use crate::normalize;
 use crate::request::{Field, Location, Request};
 use crate::score::Finding;
 use aho_corasick::{AhoCorasick, MatchKind};
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// A fixed word list, searched in one pass (Aho-Corasick) rather than with
@@ -68,7 +69,7 @@ impl Needles {
 
 /// A value with the forms a backend might see it in.
 pub struct Value<'a> {
-    pub field: &'a Field,
+    pub field: &'a Field<'a>,
     /// As sent, URL-decoded, entity- and escape-decoded (distinct only).
     pub forms: Vec<String>,
     /// The decoded form, folded (lower case, `\` as `/`, one space).
@@ -77,7 +78,7 @@ pub struct Value<'a> {
 
 impl<'a> Value<'a> {
     /// Normalizes a field once, for all detectors.
-    pub fn of(field: &'a Field) -> Value<'a> {
+    pub fn of(field: &'a Field<'a>) -> Value<'a> {
         let forms = normalize::variants(&field.value, field.location.form_encoded());
         let folded = normalize::fold(forms.last().map(String::as_str).unwrap_or_default());
         Value { field, forms, folded }
@@ -100,13 +101,13 @@ fn same_header_name(name: &str, wanted: &str) -> bool {
 
 /// The names of files a request uploads: from file-name headers
 /// (`X-Filename`, `X_File-Name` …) and multipart parts' `filename`.
-pub fn uploaded_file_names(request: &Request) -> Vec<(Location, &str)> {
+pub fn uploaded_file_names<'r>(request: &'r Request<'_>) -> Vec<(Location<'static>, &'r str)> {
     let headers = request.headers().filter_map(|(name, value)| {
         let wanted = FILE_NAME_HEADERS.iter().find(|wanted| same_header_name(name, wanted))?;
-        Some((Location::Header((*wanted).to_owned()), value))
+        Some((Location::Header(Cow::Borrowed(*wanted)), value))
     });
     let parts = request.fields.iter().filter_map(|f| match &f.location {
-        Location::Body(n) if n.ends_with("#filename") => Some((f.location.clone(), f.value.as_str())),
+        Location::Body(n) if n.ends_with("#filename") => Some((f.location.owned(), f.value.as_ref())),
         _ => None,
     });
     headers.chain(parts).collect()
@@ -116,7 +117,7 @@ pub fn uploaded_file_names(request: &Request) -> Vec<(Location, &str)> {
 /// request as a whole (path, uploaded file names, headers' shape) and at
 /// each value on its own; no detector relates one value to another, which
 /// is what lets `field_findings` be computed (and cached) per value.
-type Detector = fn(&Request, &[Value<'_>], &mut Vec<Finding>);
+type Detector = fn(&Request<'_>, &[Value<'_>], &mut Vec<Finding>);
 
 const DETECTORS: [Detector; 10] = [
     files::check,
@@ -152,7 +153,7 @@ pub fn request_findings(request: &Request) -> Vec<Finding> {
 
 /// What the detectors find in one value. It depends on the field's
 /// location and value only, so callers may cache it by both.
-pub fn field_findings(field: &Field) -> Vec<Finding> {
+pub fn field_findings(field: &Field<'_>) -> Vec<Finding> {
     // An unremarkable request around the value, so request-level checks
     // find nothing here; only findings about this field are kept.
     let stub = Request::from_parts("GET", "/", [("host", "stub")], b"");

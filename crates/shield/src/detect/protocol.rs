@@ -11,8 +11,9 @@
 use super::Value;
 use crate::request::{Location, Request};
 use crate::score::{Finding, Severity, fragment};
+use std::borrow::Cow;
 
-fn finding(family: u16, check: &'static str, severity: Severity, location: Location, what: &str) -> Finding {
+fn finding(family: u16, check: &'static str, severity: Severity, location: Location<'static>, what: &str) -> Finding {
     Finding { family, check, paranoia: 1, severity, location, fragment: fragment(what) }
 }
 
@@ -160,7 +161,7 @@ fn header_injection(decoded: &str) -> bool {
 
 /// Checks of one header by itself (so they are remembered with it).
 fn check_header(lower: &str, value: &str, out: &mut Vec<Finding>) {
-    let at = || Location::Header(lower.to_owned());
+    let at = || Location::Header(Cow::Owned(lower.to_owned()));
     if lower == "content-type"
         && let Some(check) = content_type_violation(value)
     {
@@ -180,7 +181,7 @@ fn check_header(lower: &str, value: &str, out: &mut Vec<Finding>) {
 }
 
 pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
-    let method = request.method.as_str();
+    let method = request.method.as_ref();
     if !METHODS.contains(&method) {
         out.push(finding(920, "method-unknown", Severity::Critical, Location::Method, method));
     }
@@ -215,14 +216,14 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
         }
         let raw = &v.field.value;
         if bad_encoding(raw) {
-            out.push(finding(920, "bad-encoding", Severity::Critical, v.field.location.clone(), raw));
+            out.push(finding(920, "bad-encoding", Severity::Critical, v.field.location.owned(), raw));
         }
         let decoded = v.forms.last().map(String::as_str).unwrap_or_default();
         if decoded.contains('\0') {
-            out.push(finding(920, "nul-byte", Severity::Critical, v.field.location.clone(), raw));
+            out.push(finding(920, "nul-byte", Severity::Critical, v.field.location.owned(), raw));
         }
         if header_injection(decoded) {
-            out.push(finding(921, "header-injection", Severity::Critical, v.field.location.clone(), raw));
+            out.push(finding(921, "header-injection", Severity::Critical, v.field.location.owned(), raw));
         }
     }
 }

@@ -32,7 +32,7 @@ const INCLUDE_NAMES: &[&str] = &[
 ];
 
 fn finding(check: &'static str, paranoia: u8, severity: Severity, v: &Value<'_>, what: &str) -> Finding {
-    Finding { family: 931, check, paranoia, severity, location: v.field.location.clone(), fragment: fragment(what) }
+    Finding { family: 931, check, paranoia, severity, location: v.field.location.owned(), fragment: fragment(what) }
 }
 
 /// The host of the absolute URL starting at the beginning of `s`.
@@ -79,7 +79,7 @@ fn include_like(name: &str) -> bool {
 pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
     for v in values {
         let name = match &v.field.location {
-            Location::Query(n) | Location::Body(n) | Location::Cookie(n) => Some(n.as_str()),
+            Location::Query(n) | Location::Body(n) | Location::Cookie(n) => Some(n.as_ref()),
             Location::BodyRaw => Some(""),
             _ => None,
         };
