@@ -38,7 +38,7 @@ fn shield_off() -> storefort_web::Settings {
 }
 
 /// Rounds of the inspection phases (odd, for a median).
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 
 async fn inspection(dir: &std::path::Path) -> Vec<Result> {
     // The stores run side by side and their phases alternate, `ROUNDS`

@@ -464,6 +464,15 @@ async fn read_body(
     Ok((inspected, Body::from_stream(futures_util::StreamExt::chain(head, rest))))
 }
 
+/// A header's value as text, borrowed when it is plain ASCII (nearly
+/// always: the quick check comes first), with any other bytes replaced.
+fn header_text(value: &axum::http::HeaderValue) -> std::borrow::Cow<'_, str> {
+    match value.to_str() {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(value.as_bytes()),
+    }
+}
+
 fn owned_pairs<'a>(pairs: impl Iterator<Item = (&'a str, std::borrow::Cow<'a, str>)>) -> Vec<(String, String)> {
     pairs.map(|(n, v)| (n.to_owned(), v.into_owned())).collect()
 }
@@ -478,7 +487,7 @@ async fn inspect_request(
     body: &bytes::Bytes,
 ) -> (u32, Vec<Finding>) {
     let target = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let headers = parts.headers.iter().map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes())));
+    let headers = parts.headers.iter().map(|(n, v)| (n.as_str(), header_text(v)));
     // HTTP/2 carries the host as the :authority pseudo-header, which ends up
     // in the URI rather than among the headers.
     let authority = match parts.headers.contains_key("host") {
