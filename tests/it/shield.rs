@@ -214,6 +214,79 @@ async fn repeated_attacks_earn_a_ban_and_deny_lists_refuse_at_once() {
     assert_eq!((r.status, r.code()), (403, "client_denied"));
 }
 
+#[tokio::test]
+async fn the_ban_table_keeps_the_later_end_and_forgets_bans_that_are_over() {
+    let app = crate::support::spawn().await;
+    let store = &app.store;
+    let (a, b, c) = ("5d1f0c", "77aa01", "90be42");
+    store.record_ban(a, 2_000, 1_000).await.expect("ban");
+    store.record_ban(a, 1_500, 1_000).await.expect("a shorter ban changes nothing");
+    store.record_ban(b, 1_200, 1_000).await.expect("ban");
+    let mut bans = store.bans_in_force(1_100).await.expect("bans");
+    bans.sort();
+    assert_eq!(bans, vec![(a.to_owned(), 2_000), (b.to_owned(), 1_200)]);
+    assert_eq!(store.bans_in_force(1_300).await.expect("bans"), vec![(a.to_owned(), 2_000)]);
+    // Recording a ban deletes those that are over.
+    store.record_ban(c, 3_000, 1_300).await.expect("ban");
+    let mut all = store.bans_in_force(0).await.expect("bans");
+    all.sort();
+    assert_eq!(all, vec![(a.to_owned(), 2_000), (c.to_owned(), 3_000)]);
+}
+
+#[tokio::test]
+async fn the_shared_ban_table_never_holds_the_address() {
+    if std::env::var("STOREFORT_TEST_POSTGRES_URL").is_err() {
+        // Only instances on PostgreSQL share bans.
+        return;
+    }
+    let mut settings = test_settings();
+    settings.shield.ban.after_blocks = 1;
+    settings.shield.trusted_proxies = vec!["127.0.0.1".parse::<Cidr>().expect("cidr")];
+    let app = spawn_with(settings).await;
+    assert_eq!(get_from(&app, "198.51.100.9", SQLI).await.code(), "request_blocked");
+    let bans = app.store.bans_in_force(0).await.expect("bans");
+    assert_eq!(bans.len(), 1, "{bans:?}");
+    assert_eq!(bans[0].0, app.state.key().ip_index("198.51.100.9"));
+    assert!(!bans[0].0.contains("198.51"));
+}
+
+/// A GET from `ip`, as a trusted proxy in front of `app` forwards it.
+async fn get_from(app: &TestApp, ip: &str, path: &str) -> Reply {
+    read(app.client.get(app.url(path)).header("x-forwarded-for", ip).send().await.expect("send")).await
+}
+
+#[tokio::test]
+async fn instances_on_one_postgresql_share_strikes_and_bans() {
+    if std::env::var("STOREFORT_TEST_POSTGRES_URL").is_err() {
+        // SQLite means one process; its bans live in memory.
+        return;
+    }
+    let mut settings = test_settings();
+    settings.shield.ban.after_blocks = 3;
+    settings.shield.trusted_proxies = vec!["127.0.0.1".parse::<Cidr>().expect("cidr")];
+    let first = spawn_with(settings.clone()).await;
+    let second = spawn_over_with(&first, first.db_url.clone(), settings).await;
+    // Blocks on either instance count toward one ban.
+    assert_eq!(get_from(&first, "198.51.100.9", SQLI).await.code(), "request_blocked");
+    assert_eq!(get_from(&second, "198.51.100.9", SQLI).await.code(), "request_blocked");
+    assert_eq!(get_from(&first, "198.51.100.9", SQLI).await.code(), "request_blocked");
+    let r = get_from(&first, "198.51.100.9", "/api/v1/products").await;
+    assert_eq!((r.status, r.code()), (403, "client_banned"), "the third block, on the first instance, bans");
+    // The second instance refuses the client as soon as it has read the ban.
+    let deadline = std::time::Instant::now() + storefort_shield::ban::REFRESH_EVERY * 3;
+    loop {
+        let r = get_from(&second, "198.51.100.9", "/api/v1/products").await;
+        if r.status == 403 {
+            assert_eq!(r.code(), "client_banned");
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(std::time::Instant::now() < deadline, "the second instance never refused the banned client");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(get_from(&second, "198.51.100.10", "/api/v1/products").await.status, 200, "a neighbour is not banned");
+}
+
 /// Opens a POST that announces a body and sends none: it holds a slot while
 /// the shield waits for the body.
 async fn hold_a_slot(app: &TestApp) -> tokio::net::TcpStream {

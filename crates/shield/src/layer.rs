@@ -7,6 +7,7 @@
 //! id), and it reports through an `Observer` (security events, logs). It
 //! never logs a body or a credential.
 
+use crate::ban::{BanStore, Bans};
 use crate::config::{Mode, Oversized, RouteClass, ShieldConfig};
 use crate::limit::{Limiter, MemoryLimiter, ip_key};
 use crate::net::{client_ip, listed};
@@ -19,12 +20,11 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Request};
 use axum::response::Response;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tower::{Layer, Service};
@@ -124,13 +124,13 @@ pub trait Responder: Send + Sync + 'static {
 /// Everything the layer shares between requests.
 pub struct ShieldState {
     config: ShieldConfig,
-    /// The per-IP limit for all requests (cheap, in this process).
+    /// The per-IP and per-account limits on all requests (cheap, in this
+    /// process: they bound each instance's load).
     local: MemoryLimiter,
-    /// The route-class and per-account limits (shared by instances).
+    /// The route-class limits and the strikes that lead to bans (shared by
+    /// instances on PostgreSQL).
     shared: Arc<dyn Limiter>,
-    /// Block counts that lead to bans.
-    strikes: MemoryLimiter,
-    bans: RwLock<HashMap<IpAddr, i64>>,
+    bans: Bans,
     shedder: Option<Shedder>,
     observer: Arc<dyn Observer>,
     responder: Arc<dyn Responder>,
@@ -147,13 +147,26 @@ impl ShieldState {
         responder: Arc<dyn Responder>,
         credential_cookies: Vec<String>,
     ) -> Arc<ShieldState> {
+        Self::with_ban_store(config, shared, None, observer, responder, credential_cookies)
+    }
+
+    /// `new`, with bans shared through `ban_store` (several instances);
+    /// call [`ShieldState::refresh_bans`] every [`crate::ban::REFRESH_EVERY`].
+    pub fn with_ban_store(
+        config: ShieldConfig,
+        shared: Arc<dyn Limiter>,
+        ban_store: Option<Arc<dyn BanStore>>,
+        observer: Arc<dyn Observer>,
+        responder: Arc<dyn Responder>,
+        credential_cookies: Vec<String>,
+    ) -> Arc<ShieldState> {
         let shedder = config.shedding.enabled.then(|| Shedder::new(&config.shedding));
+        let bans = Bans::new(config.ban.clone(), ban_store);
         Arc::new(ShieldState {
             config,
             local: MemoryLimiter::default(),
             shared,
-            strikes: MemoryLimiter::default(),
-            bans: RwLock::new(HashMap::new()),
+            bans,
             shedder,
             observer,
             responder,
@@ -166,38 +179,9 @@ impl ShieldState {
         &self.config
     }
 
-    /// Whether `ip` is banned now, and until when.
-    fn banned_until(&self, ip: IpAddr, now_ms: i64) -> Option<i64> {
-        // Read-locked: every request asks, and almost none is banned.
-        let until = *self.bans.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&ip)?;
-        if until > now_ms {
-            return Some(until);
-        }
-        self.bans.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&ip);
-        None
-    }
-
-    /// Counts a block against `ip`; true when it earns a ban.
-    fn strike(&self, ip: IpAddr, now_ms: i64) -> bool {
-        let ban = &self.config.ban;
-        if ban.after_blocks == 0 {
-            return false;
-        }
-        // A bucket of `after_blocks - 1` blocks refilling over the window:
-        // the block that finds it empty is the one that earns the ban.
-        let burst = ban.after_blocks - 1;
-        let per_minute = (u64::from(ban.after_blocks) * 60 / ban.window_seconds.max(1)).max(1);
-        let rate = crate::config::Rate::new(u32::try_from(per_minute).unwrap_or(u32::MAX), burst.max(1));
-        if burst > 0 && self.strikes.check(&ip_key(ip), rate, now_ms * 1000).is_ok() {
-            return false;
-        }
-        let until = now_ms + i64::try_from(ban.ban_seconds).unwrap_or(i64::MAX / 4) * 1000;
-        let mut bans = self.bans.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if bans.len() > 100_000 {
-            bans.retain(|_, u| *u > now_ms);
-        }
-        bans.insert(ip, until);
-        true
+    /// Reads the bans other instances recorded (with a ban store).
+    pub async fn refresh_bans(&self) -> Result<(), crate::ban::BanStoreError> {
+        self.bans.refresh(now_ms()).await
     }
 }
 
@@ -268,8 +252,7 @@ where
     let client = client_ip(peer, forwarded, &cfg.trusted_proxies);
     parts.extensions.insert(ClientIp(client));
     let now = now_ms();
-    let observe = |parts: &Parts, refusal: Option<Refusal>, findings: Vec<Finding>, score: u32, body: &[u8]| {
-        let banned = matches!(refusal, Some(Refusal::Blocked { .. })) && state.strike(client, now);
+    let observe = |parts: &Parts, refusal: Option<Refusal>, findings: Vec<Finding>, score: u32, body: &[u8], banned| {
         let observation = Observation {
             client,
             method: parts.method.as_str().to_owned(),
@@ -284,7 +267,7 @@ where
     };
     let refuse = |parts: &Parts, refusal: Refusal| {
         let response = state.responder.respond(parts, &refusal);
-        observe(parts, Some(refusal), Vec::new(), 0, b"");
+        observe(parts, Some(refusal), Vec::new(), 0, b"", false);
         response
     };
 
@@ -296,7 +279,7 @@ where
         if listed(&cfg.deny, client) {
             return refuse(&parts, Refusal::Denied);
         }
-        if let Some(until_ms) = state.banned_until(client, now) {
+        if let Some(until_ms) = state.bans.banned_until(client, now) {
             return refuse(&parts, Refusal::Banned { until_ms });
         }
         if cfg.limits.enabled
@@ -328,10 +311,11 @@ where
         if cfg.mode == Mode::Block {
             let refusal = Refusal::Blocked { score };
             let response = state.responder.respond(&parts, &refusal);
-            observe(&parts, Some(refusal), findings, score, &inspected);
+            let banned = state.bans.strike(state.shared.as_ref(), client, now).await;
+            observe(&parts, Some(refusal), findings, score, &inspected, banned);
             return response;
         }
-        observe(&parts, None, findings, score, &inspected);
+        observe(&parts, None, findings, score, &inspected, false);
     }
     call(&mut inner, Request::from_parts(parts, body)).await
 }

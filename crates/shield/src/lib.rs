@@ -11,6 +11,7 @@
 //! what passes to another store. Nothing here may log a request body or a
 //! secret.
 
+pub mod ban;
 pub mod config;
 pub mod detect;
 pub mod eval;

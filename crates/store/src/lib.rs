@@ -10,6 +10,7 @@
 
 mod accounts;
 pub mod audit;
+mod bans;
 mod carts;
 mod catalog;
 mod consent;

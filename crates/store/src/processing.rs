@@ -261,6 +261,15 @@ pub const SCHEMA: &[TableNote] = &[
         access: "the store",
     },
     TableNote {
+        table: "shield_bans",
+        data: "the firewall's temporary bans by keyed hash of the client IP address (never the address)",
+        personal: true,
+        purpose: "keeping attackers out: bans after repeated blocked requests, shared by instances",
+        legal_basis: INTEREST,
+        keep: Keep::While("the ban ends (15 minutes by default)"),
+        access: "the store",
+    },
+    TableNote {
         table: "auth_throttle",
         data: "failure counters by keyed hashes of email and of client IP address (never the address)",
         personal: true,

@@ -11,10 +11,11 @@ use axum::response::{IntoResponse, Response};
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use storefort_core::{Actor, EventKind, SecurityEvent};
+use storefort_shield::ban::{BanStore, BanStoreError, REFRESH_EVERY};
 use storefort_shield::config::Rate;
 use storefort_shield::limit::{Limiter, MemoryLimiter, emission_interval_us};
 use storefort_shield::{Observation, Observer, Refusal, Responder, ShieldLayer, ShieldState};
@@ -41,15 +42,73 @@ pub fn layer(state: &AppState) -> ShieldLayer {
         field: Some("body:url".into()),
         families: vec![931, 934],
     });
-    let shared: Arc<dyn Limiter> = match state.store().backend() {
-        // Several instances share one PostgreSQL: their budgets must too.
-        Backend::Postgres => Arc::new(DbLimiter { state: state.clone(), calls: AtomicU64::new(0) }),
+    let (shared, ban_store): (Arc<dyn Limiter>, Option<Arc<dyn BanStore>>) = match state.store().backend() {
+        // Several instances share one PostgreSQL: their budgets and bans
+        // must too.
+        Backend::Postgres => (
+            Arc::new(DbLimiter { state: state.clone(), calls: AtomicU64::new(0) }),
+            Some(Arc::new(DbBans { state: state.clone() })),
+        ),
         // SQLite means one process; memory is exact and free.
-        Backend::Sqlite => Arc::new(MemoryLimiter::default()),
+        Backend::Sqlite => (Arc::new(MemoryLimiter::default()), None),
     };
     let observer = Arc::new(EventObserver { state: state.clone() });
     let cookies = vec![crate::identity::cookie::SESSION_COOKIE.to_owned()];
-    ShieldLayer::new(ShieldState::new(config, shared, observer, Arc::new(ApiResponder), cookies))
+    let sharing_bans = ban_store.is_some();
+    let shield = ShieldState::with_ban_store(config, shared, ban_store, observer, Arc::new(ApiResponder), cookies);
+    if sharing_bans && let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(refresh_bans(Arc::downgrade(&shield)));
+    }
+    ShieldLayer::new(shield)
+}
+
+/// Reads the bans other instances recorded, every few seconds, for as long
+/// as the shield is in use.
+async fn refresh_bans(shield: Weak<ShieldState>) {
+    let mut every = tokio::time::interval(REFRESH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(shield) = shield.upgrade() else { return };
+        if let Err(e) = shield.refresh_bans().await {
+            tracing::warn!(error = %e, "could not read the bans of the other instances");
+        }
+    }
+}
+
+/// Bans in the database, read back by every instance.
+struct DbBans {
+    state: AppState,
+}
+
+impl BanStore for DbBans {
+    fn key(&self, ip: IpAddr) -> String {
+        self.state.key().ip_index(&ip.to_string())
+    }
+
+    fn record(
+        &self,
+        key: String,
+        until_ms: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<(), BanStoreError>> + Send + '_>> {
+        Box::pin(async move {
+            let now = wall_clock_ms();
+            self.state.store().record_ban(&key, until_ms, now).await.map_err(BanStoreError::from)
+        })
+    }
+
+    fn in_force(
+        &self,
+        now_ms: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<(String, i64)>, BanStoreError>> + Send + '_>> {
+        Box::pin(async move { Ok(self.state.store().bans_in_force(now_ms).await?) })
+    }
+}
+
+/// The shield's clock (bans end in wall-clock time on every instance).
+fn wall_clock_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Refusals as API errors; the message never says what matched.
