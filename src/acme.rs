@@ -15,7 +15,7 @@ use instant_acme::{
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What `[tls]` says about ACME.
 #[derive(Debug, Clone)]
@@ -28,8 +28,9 @@ pub struct AcmeSettings {
     pub http_listen: std::net::SocketAddr,
     /// `<data_dir>/acme`.
     pub dir: PathBuf,
-    /// Renew when the certificate is older than this.
-    pub renew_after: Duration,
+    /// Renew at the latest this long before the certificate ends (sooner
+    /// for short-lived certificates: see [`renewal_due`]).
+    pub renew_before: Duration,
 }
 
 impl AcmeSettings {
@@ -45,13 +46,39 @@ impl AcmeSettings {
         self.dir.join("account.json")
     }
 
-    /// Whether there is no certificate yet, or it is due for renewal.
+    /// Whether there is no usable certificate yet, or it is due for
+    /// renewal.
     pub fn due(&self) -> bool {
-        match std::fs::metadata(self.cert_file()).and_then(|m| m.modified()) {
-            Ok(written) => written.elapsed().map(|age| age >= self.renew_after).unwrap_or(true),
+        match std::fs::read(self.cert_file()) {
+            Ok(pem) => renewal_due(&pem, self.renew_before, SystemTime::now()),
             Err(_) => true,
         }
     }
+}
+
+/// Whether the certificate (the first of a PEM chain) is due for renewal
+/// at `now`: once it has less than a third of its lifetime left, but no
+/// later than `renew_before` before it ends. A 90-day certificate is renewed
+/// 30 days before its end, as Let's Encrypt advises; a 6-day one 2 days
+/// before, where a fixed age would let it lapse. One that cannot be read
+/// is due: obtaining a new one is the way out.
+pub fn renewal_due(pem: &[u8], renew_before: Duration, now: SystemTime) -> bool {
+    let Some((not_before, not_after)) = validity(pem) else { return true };
+    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+    let margin = renew_before.min(lifetime / 3);
+    not_after.checked_sub(margin).is_none_or(|due_at| now >= due_at)
+}
+
+/// The validity period of the first certificate in `pem`.
+fn validity(pem: &[u8]) -> Option<(SystemTime, SystemTime)> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    let certificate = pem.parse_x509().ok()?;
+    let at = |t: x509_parser::time::ASN1Time| {
+        let seconds = u64::try_from(t.timestamp()).ok()?;
+        UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
+    };
+    let validity = certificate.validity();
+    Some((at(validity.not_before)?, at(validity.not_after)?))
 }
 
 /// Challenge tokens being answered: token → key authorization.
@@ -182,5 +209,53 @@ pub async fn renew_forever(
             }
             Err(e) => tracing::error!(target: "security", error = %format!("{e:#}"), "certificate renewal failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// A self-signed certificate valid from `from` for `days` days, as PEM.
+    fn certificate(from: (i32, u8, u8), days: u64) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec!["shop.example".to_owned()]).expect("params");
+        params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+        params.not_after = params.not_before + DAY * u32::try_from(days).expect("days");
+        params.self_signed(&key).expect("certificate").pem().into_bytes()
+    }
+
+    fn day(n: u64) -> SystemTime {
+        // 2026-01-01T00:00:00Z plus n days.
+        UNIX_EPOCH + Duration::from_secs(1_767_225_600) + DAY * u32::try_from(n).expect("days")
+    }
+
+    #[test]
+    fn a_ninety_day_certificate_is_renewed_thirty_days_before_it_ends() {
+        let pem = certificate((2026, 1, 1), 90);
+        assert!(!renewal_due(&pem, DAY * 30, day(0)));
+        assert!(!renewal_due(&pem, DAY * 30, day(59)));
+        assert!(renewal_due(&pem, DAY * 30, day(60)));
+        assert!(renewal_due(&pem, DAY * 30, day(120)), "an expired one too");
+        // A shorter margin from the configuration holds.
+        assert!(!renewal_due(&pem, DAY * 10, day(79)));
+        assert!(renewal_due(&pem, DAY * 10, day(80)));
+    }
+
+    #[test]
+    fn a_short_lived_certificate_is_renewed_with_a_third_of_its_life_left() {
+        // Six days: a fixed 30 days would mean renewing at every check, and
+        // the old rule (renew when older than 30 days) let it lapse.
+        let pem = certificate((2026, 1, 1), 6);
+        assert!(!renewal_due(&pem, DAY * 30, day(3)));
+        assert!(renewal_due(&pem, DAY * 30, day(4)));
+    }
+
+    #[test]
+    fn what_is_not_a_certificate_is_due() {
+        assert!(renewal_due(b"", DAY * 30, day(0)));
+        assert!(renewal_due(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n", DAY * 30, day(0)));
     }
 }

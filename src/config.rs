@@ -132,7 +132,8 @@ pub struct TlsSection {
     pub acme_ca_file: String,
     /// Where HTTP-01 challenges are answered (and HTTP redirected to HTTPS).
     pub acme_http_listen: String,
-    /// Renew certificates older than this many days.
+    /// Renew certificates this many days before they end (or sooner, for
+    /// short-lived ones).
     pub acme_renew_days: u64,
 }
 
@@ -789,7 +790,7 @@ impl Config {
             ca_file: (!t.acme_ca_file.is_empty()).then(|| PathBuf::from(&t.acme_ca_file)),
             http_listen,
             dir: self.data_dir.join("acme"),
-            renew_after: std::time::Duration::from_secs(t.acme_renew_days * 86_400),
+            renew_before: std::time::Duration::from_secs(t.acme_renew_days * 86_400),
         }))
     }
 
