@@ -248,7 +248,7 @@ pub struct MailSection {
     pub smtp_port: u16,
     pub smtp_username: String,
     /// Better set as STOREFORT_MAIL__SMTP_PASSWORD than in the file.
-    pub smtp_password: String,
+    pub smtp_password: SecretString,
     pub from: String,
     /// `starttls` (required upgrade, port 587), `tls` (port 465), or `none`
     /// (only for a relay on loopback).
@@ -263,7 +263,7 @@ impl Default for MailSection {
             smtp_host: String::new(),
             smtp_port: 587,
             smtp_username: String::new(),
-            smtp_password: String::new(),
+            smtp_password: SecretString::default(),
             from: "Storefort <no-reply@localhost>".into(),
             smtp_tls: "starttls".into(),
             outbox_dir: String::new(),
@@ -1015,6 +1015,17 @@ mod tests {
         assert_eq!((settings.shipping.rest_of_world, settings.shipping.by_country.len()), (None, 4));
         let c = load_str("database_url = \"mysql://x\"\n", &[]).expect("parses");
         assert!(c.settings().expect_err("bad").to_string().contains("database_url"));
+    }
+
+    #[test]
+    fn the_smtp_password_never_prints() {
+        let file = "[mail]\nsmtp_host = \"smtp.example\"\nsmtp_password = \"file-secret-1\"\n";
+        let config = load_str(file, &[]).expect("loads");
+        assert_eq!(config.mail.smtp_password.0, "file-secret-1");
+        assert!(!format!("{config:?}").contains("file-secret-1"));
+        let config = load_str("", &[("STOREFORT_MAIL__SMTP_PASSWORD", "env-secret-2")]).expect("loads");
+        assert_eq!(config.mail.smtp_password.0, "env-secret-2", "taken from its variable");
+        assert!(!format!("{config:?}").contains("env-secret-2"));
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub fn mailer(cfg: &Config) -> Result<Mailer> {
         host: cfg.mail.smtp_host.clone(),
         port: cfg.mail.smtp_port,
         username: cfg.mail.smtp_username.clone(),
-        password: cfg.mail.smtp_password.clone(),
+        password: cfg.mail.smtp_password.0.clone(),
         from: cfg.mail.from.clone(),
         tls: SmtpTls::parse(&cfg.mail.smtp_tls)
             .ok_or_else(|| anyhow::anyhow!("invalid configuration: `mail.smtp_tls` must be starttls, tls or none"))?,

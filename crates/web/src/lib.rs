@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod middleware;
 pub mod payments;
+mod redact;
 pub mod retention;
 pub mod routes;
 pub mod sampler;

@@ -52,7 +52,7 @@ pub struct SessionList {
 }
 
 /// A TOTP enrollment to confirm.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct TotpEnrollment {
     /// For authenticator apps: scan the QR code or open this URI.
     pub otpauth_uri: String,
@@ -61,6 +61,9 @@ pub struct TotpEnrollment {
     /// Base32, for typing in by hand.
     pub secret: String,
 }
+
+// The URI and the QR code carry the secret too.
+crate::redact::debug_redacted!(TotpEnrollment {} redacting { otpauth_uri, qr_svg, secret });
 
 /// A code proving the authenticator app works.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -101,13 +104,15 @@ pub struct TokenItem {
 }
 
 /// A created API token: `token` is shown this once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedToken {
     pub id: String,
     pub token: String,
     pub scopes: Vec<String>,
     pub expires_at: String,
 }
+
+crate::redact::debug_redacted!(CreatedToken { id, scopes, expires_at } redacting { token });
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenList {

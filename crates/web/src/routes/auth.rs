@@ -24,7 +24,7 @@ use storefort_store::{AccountRow, NewAccount, StoreError, hash_secret};
 use utoipa::ToSchema;
 
 /// Email and password.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     #[schema(example = "ada@example.com")]
@@ -35,8 +35,10 @@ pub struct Credentials {
     pub totp: Option<String>,
 }
 
+crate::redact::debug_redacted!(Credentials { email } redacting { password, totp });
+
 /// A second factor finishing a sign-in, or stepping up.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecondFactor {
     /// A six-digit code from the authenticator app.
@@ -50,12 +52,16 @@ pub struct SecondFactor {
     pub challenge: Option<String>,
 }
 
+crate::redact::debug_redacted!(SecondFactor {} redacting { totp, recovery_code, challenge });
+
 /// A one-time token from a mail.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailToken {
     pub token: String,
 }
+
+crate::redact::debug_redacted!(EmailToken {} redacting { token });
 
 /// Who wants a reset link.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -65,12 +71,14 @@ pub struct ResetRequest {
 }
 
 /// A reset link's token and the new password.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetConfirm {
     pub token: String,
     pub password: String,
 }
+
+crate::redact::debug_redacted!(ResetConfirm {} redacting { token, password });
 
 /// Where a sign-in stands.
 #[derive(Debug, Serialize, ToSchema)]

@@ -64,11 +64,13 @@ pub struct ExportQuery {
 }
 
 /// The password, to confirm a customer's own erasure.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EraseConfirm {
     pub password: String,
 }
+
+crate::redact::debug_redacted!(EraseConfirm {} redacting { password });
 
 /// Why data is held.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -46,13 +46,15 @@ fn endpoint_out(e: EndpointRow) -> EndpointOut {
 }
 
 /// A new endpoint and its signing secret, shown this once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct CreatedEndpoint {
     pub endpoint: EndpointOut,
     /// Verify `Storefort-Signature` (`t=…,v1=…`, HMAC-SHA256 of `"<t>.<body>"`)
     /// with this. It is not shown again.
     pub secret: String,
 }
+
+crate::redact::debug_redacted!(CreatedEndpoint { endpoint } redacting { secret });
 
 /// Register an endpoint for order events. Needs a fresh second factor: it
 /// sends order data out of the store and mints a secret.
