@@ -103,6 +103,13 @@ async fn checkout_snapshots_the_order_and_the_token_guards_it() {
     )
     .await;
     assert_eq!(r.status, 401);
+    // Four refusals from one client in a minute: one security event, naming
+    // the client, so guessing tokens costs the store no write per guess.
+    let events = app.admin(Method::GET, "/api/v1/admin/events?limit=100", None).await;
+    let denied: Vec<_> =
+        events.body["items"].as_array().expect("items").iter().filter(|e| e["kind"] == "order_access_denied").collect();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["detail"]["client_ip"], "127.0.0.1", "{denied:?}");
 
     // The same cart cannot be checked out twice.
     let r = app.post("/api/v1/checkout", checkout_body(&cart)).await;

@@ -127,8 +127,8 @@ pub const SCHEMA: &[TableNote] = &[
     },
     TableNote {
         table: "security_events",
-        data: "security events: ids, codes, no personal data",
-        personal: false,
+        data: "security events: ids, codes, and the client IP address of firewall refusals, refused order access and payment attempts",
+        personal: true,
         purpose: "security monitoring",
         legal_basis: INTEREST,
         keep: Keep::Configured("security_event_days"),

@@ -4,6 +4,7 @@ use super::{is_uuid, money};
 use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::extract::ApiPath;
+use crate::identity::ClientIp;
 use crate::middleware::ReqId;
 use crate::state::AppState;
 use crate::vault::data_subject;
@@ -101,20 +102,29 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Checks the order access token before anything else is looked up, so a
-/// wrong token learns nothing about whether the order exists.
+/// wrong token learns nothing about whether the order exists. Refusals are
+/// security events, at most one per client a minute: someone guessing
+/// tokens must not get a database write per guess.
 pub(crate) async fn authorize_order(
     state: &AppState,
     id: &str,
     headers: &HeaderMap,
     req: &ReqId,
+    client: &str,
 ) -> Result<(), ApiError> {
     let ok = is_uuid(id) && bearer(headers).is_some_and(|t| state.key().verify_order_access_token(id, t));
     if ok {
         return Ok(());
     }
-    let event = SecurityEvent::new(EventKind::OrderAccessDenied, Actor::Anonymous).request(req.as_deref());
-    if let Err(e) = state.store().record_event(&event, state.now_ms()).await {
-        tracing::warn!(error = %e, "could not record security event");
+    let now = state.now_ms();
+    let address = client.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    if state.event_sampler().first_in_a_while(address, EventKind::OrderAccessDenied, now) {
+        let event = SecurityEvent::new(EventKind::OrderAccessDenied, Actor::Anonymous)
+            .request(req.as_deref())
+            .with("client_ip", client.to_owned());
+        if let Err(e) = state.store().record_event(&event, now).await {
+            tracing::warn!(error = %e, "could not record security event");
+        }
     }
     Err(ApiError::unauthorized())
 }
@@ -155,8 +165,9 @@ pub async fn get_receipt(
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     req: ReqId,
+    ClientIp(ip): ClientIp,
 ) -> Result<Json<storefort_ledger::Receipt>, ApiError> {
-    authorize_order(&state, &id, &headers, &req).await?;
+    authorize_order(&state, &id, &headers, &req, &ip).await?;
     Ok(Json(state.ledger().receipt(state.store(), &id, state.now_ms()).await?))
 }
 
@@ -180,7 +191,8 @@ pub async fn get_order(
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     req: ReqId,
+    ClientIp(ip): ClientIp,
 ) -> Result<Json<OrderOut>, ApiError> {
-    authorize_order(&state, &id, &headers, &req).await?;
+    authorize_order(&state, &id, &headers, &req, &ip).await?;
     Ok(Json(order_out(&state, state.store().order(&id).await?).await?))
 }

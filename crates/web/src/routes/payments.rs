@@ -36,7 +36,7 @@ pub async fn start_payment(
     req: ReqId,
     ClientIp(ip): ClientIp,
 ) -> Result<Json<PaymentStart>, ApiError> {
-    super::orders::authorize_order(&state, &id, &headers, &req).await?;
+    super::orders::authorize_order(&state, &id, &headers, &req, &ip).await?;
     let device = payments::device_key(&headers, &ip);
     let customer = state.store().order(&id).await?.customer_id;
     let origin = payments::origin(&state, &ip, device.as_deref(), customer.as_deref());
