@@ -239,15 +239,21 @@ async fn the_shared_ban_table_never_holds_the_address() {
         // Only instances on PostgreSQL share bans.
         return;
     }
-    let mut settings = test_settings();
-    settings.shield.ban.after_blocks = 1;
-    settings.shield.trusted_proxies = vec!["127.0.0.1".parse::<Cidr>().expect("cidr")];
-    let app = spawn_with(settings).await;
+    let app = spawn_with(banning_after(1)).await;
     assert_eq!(get_from(&app, "198.51.100.9", SQLI).await.code(), "request_blocked");
     let bans = app.store.bans_in_force(0).await.expect("bans");
     assert_eq!(bans.len(), 1, "{bans:?}");
     assert_eq!(bans[0].0, app.state.key().ip_index("198.51.100.9"));
     assert!(!bans[0].0.contains("198.51"));
+}
+
+/// Settings that ban after `blocks` blocks, behind a trusted proxy on
+/// loopback (so tests can speak for several clients).
+fn banning_after(blocks: u32) -> storefort_web::Settings {
+    let mut settings = test_settings();
+    settings.shield.ban.after_blocks = blocks;
+    settings.shield.trusted_proxies = vec!["127.0.0.1".parse::<Cidr>().expect("cidr")];
+    settings
 }
 
 /// A GET from `ip`, as a trusted proxy in front of `app` forwards it.
@@ -261,9 +267,7 @@ async fn instances_on_one_postgresql_share_strikes_and_bans() {
         // SQLite means one process; its bans live in memory.
         return;
     }
-    let mut settings = test_settings();
-    settings.shield.ban.after_blocks = 3;
-    settings.shield.trusted_proxies = vec!["127.0.0.1".parse::<Cidr>().expect("cidr")];
+    let settings = banning_after(3);
     let first = spawn_with(settings.clone()).await;
     let second = spawn_over_with(&first, first.db_url.clone(), settings).await;
     // Blocks on either instance count toward one ban.

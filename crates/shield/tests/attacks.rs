@@ -5,6 +5,9 @@
 //! shop takes input, as a search argument, a form field and a JSON string,
 //! from a browser with ordinary headers. Every miss is named.
 
+mod common;
+
+use common::form_encode;
 use std::collections::BTreeMap;
 use storefort_shield::Request;
 use storefort_shield::score::{DEFAULT_THRESHOLD, inspect};
@@ -13,16 +16,6 @@ const ATTACKS: &str = include_str!("data/attacks.txt");
 
 /// The share of attacks that must be blocked.
 const BAR: f64 = 0.95;
-
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
-            b' ' => "+".into(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 fn headers(content_type: Option<&str>) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = [

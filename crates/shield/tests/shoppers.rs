@@ -11,6 +11,9 @@
 //! `sudo make me a sandwich`). Blocking those is the price of blocking the
 //! attacks they spell; an exclusion fixes a shop that sells them.
 
+mod common;
+
+use common::form_encode;
 use storefort_shield::score::{DEFAULT_THRESHOLD, inspect};
 use storefort_shield::{Request, Verdict};
 
@@ -321,16 +324,6 @@ fn browser_headers(ua: &str, cookie: &str, referer: &str) -> Vec<(String, String
     .into_iter()
     .map(|(n, v)| (n.to_owned(), v.to_owned()))
     .collect()
-}
-
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
-            b' ' => "+".into(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Every request of the set, with a label for failure messages.
