@@ -51,34 +51,11 @@ const DISTINCTIVE_FUNCTIONS: &[&str] = &[
     "dbms_pipe",
     "dbms_xmlgen",
     "sys_context",
-    "database",
     "current_user",
     "system_user",
     "session_user",
-    "version",
-    "schema",
-    "concat",
     "unhex",
-    "char",
     "nchar",
-    "ascii",
-    "substring",
-    "substr",
-    "mid",
-    "ord",
-    "hex",
-    "ifnull",
-    "coalesce",
-    "convert",
-    "cast",
-    "elt",
-    "exp",
-    "floor",
-    "rand",
-    "count",
-    "user",
-    "if",
-    "iif",
     "randomblob",
     "sqlite_version",
     "pg_read_file",
@@ -96,35 +73,10 @@ const DISTINCTIVE_FUNCTIONS: &[&str] = &[
     "find_in_set",
     "sqlite_compileoption_get",
     "starts_with",
-    "now",
     "sysdate",
-    "compress",
     "uncompress",
-    "cos",
-    "sin",
     "lo_get",
-    "div",
     "schema_name",
-    "md5",
-    "sha1",
-    "trim",
-    "rtrim",
-    "ltrim",
-    "pow",
-    "decode",
-    "encode",
-    "insert",
-    "strcmp",
-    "replace",
-    "reverse",
-    "length",
-    "lower",
-    "upper",
-    "lpad",
-    "rpad",
-    "instr",
-    "locate",
-    "field",
 ];
 
 /// Functions whose names are also words ("if", "count", "user"): only
@@ -179,6 +131,11 @@ const GENERIC_FUNCTIONS: &[&str] = &[
     "locate",
     "field",
 ];
+
+/// Any SQL function these lists know.
+fn sql_function(name: &str) -> bool {
+    DISTINCTIVE_FUNCTIONS.contains(&name) || GENERIC_FUNCTIONS.contains(&name)
+}
 
 /// Words that start a statement (after `;`, a stacked query).
 const STATEMENTS: &[&str] = &[
@@ -386,11 +343,7 @@ fn injected_tail(t: &[Tok]) -> Option<&'static str> {
         [a, _, f, ..] if is_word(a, &["as"]) && is_word(f, &["from"]) => Some("alias"),
         [w] if is_word(w, &["like", "rlike", "regexp"]) => Some("dangling-operator"),
         // `' sleep(5) '`: a probe function right after the string.
-        [Tok::Word(w), Tok::Open, ..]
-            if DISTINCTIVE_FUNCTIONS.contains(&w.as_str()) && !GENERIC_FUNCTIONS.contains(&w.as_str()) =>
-        {
-            Some("call")
-        }
+        [Tok::Word(w), Tok::Open, ..] if DISTINCTIVE_FUNCTIONS.contains(&w.as_str()) => Some("call"),
         // `' + sleep(5) + '`, `' || pg_sleep(1)`: a call concatenated in.
         [Tok::Op(o), Tok::Word(_), Tok::Open, ..] if ["+", "||", "-", "|"].contains(&o.as_str()) => Some("concat-call"),
         // `'select …`: a statement right where the string ended.
@@ -435,7 +388,7 @@ fn structure(t: &[Tok], raw: &str) -> Option<&'static str> {
             return Some("stacked-query");
         }
         if is_word(tok, &["select"])
-            && next.is_some_and(|n| matches!(n, Tok::Word(w) if DISTINCTIVE_FUNCTIONS.contains(&w.as_str()) && !GENERIC_FUNCTIONS.contains(&w.as_str())))
+            && next.is_some_and(|n| matches!(n, Tok::Word(w) if DISTINCTIVE_FUNCTIONS.contains(&w.as_str())))
         {
             return Some("select-function");
         }
@@ -510,7 +463,7 @@ fn structure(t: &[Tok], raw: &str) -> Option<&'static str> {
         }
         if let (Tok::Word(w), Some(Tok::Open)) = (tok, next) {
             let name = w.rsplit('.').next().unwrap_or(w);
-            if DISTINCTIVE_FUNCTIONS.contains(&name) || DISTINCTIVE_FUNCTIONS.contains(&w.as_str()) {
+            if sql_function(name) || sql_function(w) {
                 // `if (` and `count (` are words too: only with SQL around.
                 let generic = GENERIC_FUNCTIONS.contains(&name);
                 let sql_around = t.iter().any(|x| {
