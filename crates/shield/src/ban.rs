@@ -29,8 +29,9 @@ pub trait BanStore: Send + Sync + 'static {
     /// same on every instance.
     fn key(&self, ip: IpAddr) -> String;
     /// Records that the client named `key` is banned until `until_ms`
-    /// (unix ms). A later end already recorded stays.
-    fn record(&self, key: String, until_ms: i64) -> Pending<'_, ()>;
+    /// (unix ms; it is `now_ms`), and may forget bans that are over. A
+    /// later end already recorded stays.
+    fn record(&self, key: String, until_ms: i64, now_ms: i64) -> Pending<'_, ()>;
     /// Every ban in force at `now_ms`: the client's key and the ban's end.
     fn in_force(&self, now_ms: i64) -> Pending<'_, Vec<(String, i64)>>;
 }
@@ -95,7 +96,7 @@ impl Bans {
         let until = now_ms.saturating_add(i64::try_from(ban.ban_seconds).unwrap_or(i64::MAX / 4).saturating_mul(1000));
         self.hold(ip, until, now_ms);
         if let Some(store) = &self.store
-            && let Err(e) = store.record(store.key(ip), until).await
+            && let Err(e) = store.record(store.key(ip), until, now_ms).await
         {
             // The ban holds on this instance; the others miss it until a
             // later ban is recorded.
@@ -139,7 +140,7 @@ mod tests {
         fn key(&self, ip: IpAddr) -> String {
             format!("key-of-{ip}")
         }
-        fn record(&self, key: String, until_ms: i64) -> Pending<'_, ()> {
+        fn record(&self, key: String, until_ms: i64, _now_ms: i64) -> Pending<'_, ()> {
             let mut bans = self.0.lock().expect("lock");
             let entry = bans.entry(key).or_insert(until_ms);
             *entry = (*entry).max(until_ms);

@@ -90,11 +90,9 @@ impl BanStore for DbBans {
         &self,
         key: String,
         until_ms: i64,
+        now_ms: i64,
     ) -> Pin<Box<dyn Future<Output = Result<(), BanStoreError>> + Send + '_>> {
-        Box::pin(async move {
-            let now = wall_clock_ms();
-            self.state.store().record_ban(&key, until_ms, now).await.map_err(BanStoreError::from)
-        })
+        Box::pin(async move { Ok(self.state.store().record_ban(&key, until_ms, now_ms).await?) })
     }
 
     fn in_force(
@@ -103,12 +101,6 @@ impl BanStore for DbBans {
     ) -> Pin<Box<dyn Future<Output = Result<Vec<(String, i64)>, BanStoreError>> + Send + '_>> {
         Box::pin(async move { Ok(self.state.store().bans_in_force(now_ms).await?) })
     }
-}
-
-/// The shield's clock (bans end in wall-clock time on every instance).
-fn wall_clock_ms() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Refusals as API errors; the message never says what matched.
