@@ -38,6 +38,13 @@ const SEARCHES: &[&str] = &[
     "and or nor gate kit",
     "cat toys",
     "ls 400 headlights",
+    "& Other Stories dress",
+    "Gifts & more",
+    "kitchen | shelves",
+    "&Tradition lamp",
+    "%{brand} template",
+    "class action settlement book",
+    "java class loader book",
     "echo dot",
     "cd player",
     "curl cream",
@@ -423,6 +430,7 @@ fn shoppers_requests_pass_at_paranoia_one() {
             verdict.blocked.then(|| format!("{label}: {}", blocked(&verdict)))
         })
         .collect();
+    println!("{} of {} shopper requests blocked", failures.len(), requests.len());
     assert!(
         failures.is_empty(),
         "{} of {} shopper requests blocked:\n{}",

