@@ -166,6 +166,20 @@ impl AppState {
         &self.0.event_sampler
     }
 
+    /// Records a refusal's `event`, naming the client (`ClientIp`'s text),
+    /// unless that client had an event of this kind in the last minute.
+    pub async fn record_refusal(&self, client_ip: &str, event: storefort_core::SecurityEvent) {
+        let now = self.now_ms();
+        let client = client_ip.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        if !self.event_sampler().first_in_a_while(client, event.kind, now) {
+            return;
+        }
+        let event = event.with("client_ip", client_ip.to_owned());
+        if let Err(e) = self.store().record_event(&event, now).await {
+            tracing::warn!(error = %e, "could not record security event");
+        }
+    }
+
     /// The payment gateways.
     pub fn gateways(&self) -> &crate::payments::Gateways {
         &self.0.gateways

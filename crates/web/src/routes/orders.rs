@@ -116,16 +116,8 @@ pub(crate) async fn authorize_order(
     if ok {
         return Ok(());
     }
-    let now = state.now_ms();
-    let address = client.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    if state.event_sampler().first_in_a_while(address, EventKind::OrderAccessDenied, now) {
-        let event = SecurityEvent::new(EventKind::OrderAccessDenied, Actor::Anonymous)
-            .request(req.as_deref())
-            .with("client_ip", client.to_owned());
-        if let Err(e) = state.store().record_event(&event, now).await {
-            tracing::warn!(error = %e, "could not record security event");
-        }
-    }
+    let event = SecurityEvent::new(EventKind::OrderAccessDenied, Actor::Anonymous).request(req.as_deref());
+    state.record_refusal(client, event).await;
     Err(ApiError::unauthorized())
 }
 

@@ -80,17 +80,11 @@ pub async fn stripe_webhook(
     if let Err(e) = signature::verify(&body, header, &secrets, now_secs, settings.webhook_tolerance_secs) {
         // Someone is posting payment events that are not from the gateway:
         // recorded once a minute per client, so a flood costs no writes.
-        let client = ip.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-        if state.event_sampler().first_in_a_while(client, EventKind::WebhookSignatureRejected, state.now_ms()) {
-            let event = SecurityEvent::new(EventKind::WebhookSignatureRejected, Actor::Anonymous)
-                .request(req.as_deref())
-                .with("gateway", "stripe")
-                .with("reason", e.code())
-                .with("client_ip", ip);
-            if let Err(err) = state.store().record_event(&event, state.now_ms()).await {
-                tracing::warn!(error = %err, "could not record security event");
-            }
-        }
+        let event = SecurityEvent::new(EventKind::WebhookSignatureRejected, Actor::Anonymous)
+            .request(req.as_deref())
+            .with("gateway", "stripe")
+            .with("reason", e.code());
+        state.record_refusal(&ip, event).await;
         return Err(ApiError::bad_request(e.code(), e.to_string()).field("Stripe-Signature"));
     }
     let parsed = storefort_pay::stripe::event::parse(&body)
